@@ -1,0 +1,26 @@
+"""Ingestion: uploads (formats, archive), the crawler, token-aware chunking and the sample corpus.
+
+Every stage returns plain `Document` / `Chunk` records; nothing here touches the store or a UI.
+"""
+
+from pplx_demo.ingest.chunking import chunk_text, default_chunking
+from pplx_demo.ingest.crawler import CrawlOptions, CrawlReport, address_problem, crawl
+from pplx_demo.ingest.formats import SUPPORTED_SUFFIXES, IngestReport, Rejection, load_bytes, load_files
+from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, sample_documents, sample_queries
+
+__all__ = [
+    "SAMPLE_CORPUS_NAME",
+    "SUPPORTED_SUFFIXES",
+    "CrawlOptions",
+    "CrawlReport",
+    "IngestReport",
+    "Rejection",
+    "address_problem",
+    "chunk_text",
+    "crawl",
+    "default_chunking",
+    "load_bytes",
+    "load_files",
+    "sample_documents",
+    "sample_queries",
+]

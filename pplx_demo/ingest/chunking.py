@@ -1,0 +1,188 @@
+"""Token-aware chunking: chunks of at most N tokens, cut at paragraph, then sentence, then word
+boundaries where possible, with a token overlap, exact char offsets and document order.
+
+Contract: for every chunk `c` of `text`, `text[c.char_start:c.char_end] == c.text`, the chunk text
+has no leading or trailing whitespace, and `c.token_count` (tokens of `c.text` without special
+tokens, counted by the same tokenizer) is at most `chunk_tokens`. Chunks are in document order
+(`order` 0, 1, ...) and their `char_start` values strictly increase.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pplx_demo.documents import Chunk
+from pplx_demo.errors import DemoError
+
+# Boundary strengths between two tokens: where a chunk may end / the next one may start.
+_MID_CHAR = -1  # inside one character (byte-level BPE split a code point): last resort only
+_ANY = 0  # between two tokens of one word
+_WORD = 1  # whitespace between the tokens
+_SENTENCE = 2  # a line break, or the previous token ends a sentence
+_PARAGRAPH = 3  # a blank line
+
+_SENTENCE_END = ".!?…。！？।؟۔"
+# Terminal punctuation of CJK scripts ends a sentence even without a following space.
+_CJK_SENTENCE_END = "。！？"
+_CLOSERS = "\"'”’»)]}」』"
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+
+# Default (chunk_tokens, overlap_tokens) per model family. The stand-in truncates at 256 tokens
+# including [CLS]/[SEP]; pplx reads 32K tokens but retrieval works best on passages of a few
+# hundred tokens (ConTEB / late-chunking papers use 256-512).
+_STANDIN_CHUNKING = (224, 32)
+_PPLX_CHUNKING = (512, 64)
+_CONTEXT_CHUNKING = (256, 0)  # contextual encoding supplies the context; overlap would repeat text
+
+
+def default_chunking(model_key: str, variant: str | None = None) -> tuple[int, int]:
+    """(chunk_tokens, overlap_tokens) suited to the model; the contextual variant gets no overlap.
+
+    `variant` defaults to the registry's variant for `model_key` (keys naming "context" are contextual).
+    """
+    spec = _spec(model_key)
+    key = (model_key or "").lower()
+    if variant is None:
+        variant = getattr(spec, "variant", None) or ("contextual" if "context" in key else "standard")
+    is_pplx = bool(getattr(spec, "is_pplx", False)) or "pplx" in key
+    tokens, overlap = _CONTEXT_CHUNKING if variant == "contextual" else (_PPLX_CHUNKING if is_pplx else _STANDIN_CHUNKING)
+    context = int(getattr(spec, "max_context", 0) or 0)
+    if context <= 0:
+        return tokens, overlap
+    if variant == "contextual":
+        # Several chunks must share one encoder window for late chunking to add any context.
+        return min(tokens, max(32, context // 4)), 0
+    limit = context - 8  # room for the special tokens the encoder adds ([CLS]/[SEP], ...)
+    if tokens > limit:
+        tokens, overlap = limit, min(overlap, limit // 8)
+    return tokens, overlap
+
+
+def _spec(model_key: str) -> object | None:
+    """The registry entry for `model_key`, or None (chunking works without the models package)."""
+    try:
+        from pplx_demo.models.registry import MODELS  # noqa: PLC0415
+    except ImportError:
+        return None
+    return MODELS.get(model_key)
+
+
+def chunk_text(text: str, tokenizer: Any, chunk_tokens: int, overlap_tokens: int) -> list[Chunk]:
+    """Split `text` into ordered chunks of <= `chunk_tokens` tokens with ~`overlap_tokens` overlap.
+
+    `tokenizer` is a transformers fast tokenizer (`encoder.tokenizer`). Empty or blank text gives [].
+    """
+    if chunk_tokens < 1:
+        raise DemoError(f"Chunk size must be at least 1 token (got {chunk_tokens}).")
+    if overlap_tokens < 0 or overlap_tokens >= chunk_tokens:
+        raise DemoError(
+            f"Chunk overlap must be between 0 and chunk size - 1 tokens "
+            f"(got overlap {overlap_tokens} for chunks of {chunk_tokens})."
+        )
+    if not text or not text.strip():
+        return []
+    offsets = _content_offsets(text, tokenizer)
+    if not offsets:
+        return []
+    strength = _boundary_strengths(text, offsets)
+    n = len(offsets)
+    min_fill = max(1, chunk_tokens // 2)
+    chunks: list[Chunk] = []
+    start, prev_end = 0, 0
+    while start < n:
+        end = _choose_end(strength, start, n, chunk_tokens, max(start + min_fill, prev_end + 1))
+        chunk, end = _make_chunk(text, tokenizer, offsets, start, end, chunk_tokens, len(chunks))
+        chunks.append(chunk)
+        if end >= n:
+            break
+        start = _choose_next_start(strength, start, end, overlap_tokens)
+        prev_end = end
+    return chunks
+
+
+def _content_offsets(text: str, tokenizer: Any) -> list[tuple[int, int]]:
+    """Char spans of the non-whitespace tokens of `text` (no special tokens)."""
+    encoded = tokenizer(
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        truncation=False,
+        verbose=False,  # the whole document is tokenised on purpose: no "too long" warning
+    )
+    spans = []
+    for a, b in encoded["offset_mapping"]:
+        if b > a and not text[a:b].isspace():
+            spans.append((a, b))
+    return spans
+
+
+def _boundary_strengths(text: str, offsets: list[tuple[int, int]]) -> list[int]:
+    """strength[i] = how good a cut is just before token i (index 0 is the text start)."""
+    strength = [_PARAGRAPH] * len(offsets)
+    for i in range(1, len(offsets)):
+        prev_start, prev_end = offsets[i - 1]
+        start = offsets[i][0]
+        if start < prev_end:
+            strength[i] = _MID_CHAR
+            continue
+        gap = text[prev_end:start]
+        if not gap:
+            last = text[prev_start:prev_end].rstrip(_CLOSERS)
+            strength[i] = _SENTENCE if last and last[-1] in _CJK_SENTENCE_END else _ANY
+        elif "\n" in gap:
+            strength[i] = _PARAGRAPH if _BLANK_LINE.search(gap) else _SENTENCE
+        else:
+            last = text[prev_start:prev_end].rstrip(_CLOSERS)
+            strength[i] = _SENTENCE if last and last[-1] in _SENTENCE_END else _WORD
+    return strength
+
+
+def _choose_end(strength: list[int], start: int, n: int, chunk_tokens: int, lowest: int) -> int:
+    """Exclusive end token: the strongest boundary in [lowest, start + chunk_tokens], latest first."""
+    limit = start + chunk_tokens
+    if limit >= n:
+        return n
+    lowest = min(lowest, limit)
+    for wanted in (_PARAGRAPH, _SENTENCE, _WORD, _ANY):
+        for i in range(limit, lowest - 1, -1):
+            if strength[i] >= wanted:
+                return i
+    return limit
+
+
+def _choose_next_start(strength: list[int], start: int, end: int, overlap_tokens: int) -> int:
+    """First token of the next chunk: the earliest good boundary within the overlap budget."""
+    if overlap_tokens <= 0:
+        return end
+    lowest = max(start + 1, end - overlap_tokens)
+    for wanted in (_SENTENCE, _WORD, _ANY):
+        for i in range(lowest, end):
+            if strength[i] >= wanted:
+                return i
+    return end
+
+
+def _make_chunk(
+    text: str,
+    tokenizer: Any,
+    offsets: list[tuple[int, int]],
+    start: int,
+    end: int,
+    chunk_tokens: int,
+    order: int,
+) -> tuple[Chunk, int]:
+    """The chunk for tokens [start, end), shrunk until its own tokenisation fits the budget."""
+    while True:
+        char_start, char_end = offsets[start][0], offsets[end - 1][1]
+        # Byte-level BPE tokens may carry their leading space; the chunk text never does.
+        while char_start < char_end and text[char_start].isspace():
+            char_start += 1
+        while char_end > char_start and text[char_end - 1].isspace():
+            char_end -= 1
+        piece = text[char_start:char_end]
+        count = len(tokenizer(piece, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+        # Re-tokenising a piece cut inside a word can give more tokens than the slice had.
+        if count <= chunk_tokens or end - start <= 1:
+            return Chunk(order, piece, char_start, char_end, count), end
+        end = max(start + 1, end - (count - chunk_tokens))

@@ -1,0 +1,316 @@
+"""The crawler against a real HTTP server on 127.0.0.1: scope, limits, robots.txt, redirects, the SSRF guard."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from fixtures.ingest_files import make_pdf
+from pplx_demo.errors import Cancelled, DemoError
+from pplx_demo.ingest.crawler import (
+    USER_AGENT,
+    CrawlOptions,
+    address_problem,
+    crawl,
+    normalise_url,
+)
+
+
+def _page(title: str, body: str, links: tuple[str, ...] = ()) -> bytes:
+    anchors = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+    return (
+        f"<html><head><title>{title}</title></head><body><main><h1>{title}</h1>"
+        f"<p>{body}</p><ul>{anchors}</ul></main></body></html>"
+    ).encode()
+
+
+BIG = b"<html><body><p>" + b"lorem ipsum dolor " * 20_000 + b"</p></body></html>"  # ~360 KB
+
+SITE: dict[str, tuple[int, dict[str, str], bytes]] = {
+    "/robots.txt": (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n"),
+    "/": (
+        200,
+        {"Content-Type": "text/html; charset=utf-8"},
+        _page(
+            "Home",
+            "Welcome to the test site about harbour cranes and their history.",
+            (
+                "/a.html", "/a.html#section", "b.html", "/private/secret.html", "/loop1", "/slow",
+                "/big", "/big-stream", "/notes.txt", "/report.pdf", "/image.png", "/to-private",
+                "/deep/1.html", "http://example.invalid/elsewhere", "mailto:someone@example.com",
+                "/redirect-to-a", "/moved",
+            ),
+        ),
+    ),
+    "/a.html": (200, {"Content-Type": "text/html"}, _page("Page A", "Cranes lift containers off ships.", ("/",))),
+    "/b.html": (200, {"Content-Type": "text/html"}, _page("Page B", "Bollards hold the mooring lines.")),
+    "/private/secret.html": (200, {"Content-Type": "text/html"}, _page("Secret", "Robots must not read this.")),
+    "/loop1": (302, {"Location": "/loop2"}, b""),
+    "/loop2": (302, {"Location": "/loop1"}, b""),
+    "/redirect-to-a": (301, {"Location": "/a.html"}, b""),
+    "/moved": (301, {"Location": "/new/place.html"}, b""),
+    "/new/place.html": (200, {"Content-Type": "text/html"}, _page("New place", "The page moved here.")),
+    "/to-private": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+    "/big": (200, {"Content-Type": "text/html"}, BIG),
+    "/notes.txt": (200, {"Content-Type": "text/plain; charset=utf-8"}, b"Plain notes about tide tables and quays."),
+    "/report.pdf": (200, {"Content-Type": "application/pdf"}, make_pdf(["Annual report of the harbour authority."])),
+    "/image.png": (200, {"Content-Type": "image/png"}, b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+    "/deep/1.html": (200, {"Content-Type": "text/html"}, _page("Deep 1", "Level one of the deep chain.", ("/deep/2.html",))),
+    "/deep/2.html": (200, {"Content-Type": "text/html"}, _page("Deep 2", "Level two of the deep chain.", ("/deep/3.html",))),
+    "/deep/3.html": (200, {"Content-Type": "text/html"}, _page("Deep 3", "Level three of the deep chain.")),
+}
+SLOW_SECONDS = 1.5
+
+
+class _Handler(BaseHTTPRequestHandler):
+    requests: list[tuple[str, str]] = []  # (path, user agent) of every request, for assertions
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        type(self).requests.append((self.path, self.headers.get("User-Agent", "")))
+        try:
+            if self.path == "/slow":
+                time.sleep(SLOW_SECONDS)
+                self._send(200, {"Content-Type": "text/html"}, _page("Slow", "Finally here."))
+            elif self.path == "/big-stream":
+                # No Content-Length: the crawler must stop reading on its own.
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                for _ in range(400):
+                    self.wfile.write(b"<p>" + b"x" * 1021)
+            elif self.path in SITE:
+                self._send(*SITE[self.path])
+            else:
+                self._send(404, {"Content-Type": "text/plain"}, b"not found")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the crawler hung up on purpose (timeout, size limit)
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def site():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _options(**overrides) -> CrawlOptions:
+    values = dict(
+        max_pages=40, max_depth=2, max_page_bytes=100_000, max_total_bytes=5_000_000, max_seconds=30,
+        timeout_s=0.5, concurrency=3, delay_s=0.0, private_allowlist=("127.0.0.1/32",),
+    )
+    values.update(overrides)
+    return CrawlOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def full_crawl(site):
+    _Handler.requests.clear()
+    calls: list[tuple[int, int]] = []
+    report = crawl([site + "/"], _options(same_host=False), progress=lambda d, t: calls.append((d, t)))
+    return report, calls, list(_Handler.requests)
+
+
+def _reason(entries: list[tuple[str, str]], url: str) -> str:
+    reasons = [r for u, r in entries if u == url]
+    assert reasons, f"{url} not in {entries}"
+    return reasons[0]
+
+
+def test_follows_links_dedups_and_keeps_html_text_and_pdf(site, full_crawl):
+    report, _, _ = full_crawl
+    titles = {d.title for d in report.documents}
+    assert {"Home", "Page A", "Page B", "Deep 1", "Deep 2"} <= titles
+    uris = [d.uri for d in report.documents]
+    assert len(uris) == len(set(uris))
+    assert site + "/a.html" in uris and not any("#" in u for u in uris)
+    pdf = next(d for d in report.documents if d.uri.endswith("/report.pdf"))
+    assert "Annual report" in pdf.text and pdf.metadata["pages"] == 1
+    notes = next(d for d in report.documents if d.uri.endswith("/notes.txt"))
+    assert notes.text == "Plain notes about tide tables and quays."
+    home = next(d for d in report.documents if d.title == "Home")
+    assert "harbour cranes" in home.text and home.metadata["depth"] == 0
+    assert report.documents[0].title == "Home"  # discovery order
+
+
+def test_robots_txt_disallow_is_honoured_with_our_user_agent(site, full_crawl):
+    report, _, requests = full_crawl
+    assert _reason(report.skipped, site + "/private/secret.html") == "disallowed by robots.txt"
+    paths = [p for p, _ in requests]
+    assert "/private/secret.html" not in paths
+    assert paths.count("/robots.txt") == 1
+    assert {ua for _, ua in requests} == {USER_AGENT}
+
+
+def test_redirect_loop_is_detected(site, full_crawl):
+    report, _, _ = full_crawl
+    assert "redirect loop" in _reason(report.failed, site + "/loop1")
+
+
+def test_redirect_is_followed_to_its_target(site, full_crawl):
+    report, _, _ = full_crawl
+    moved = [d for d in report.documents if d.title == "New place"]
+    assert [d.uri for d in moved] == [site + "/new/place.html"]
+    # A redirect onto a page the crawl already has is not fetched twice.
+    assert "already has" in _reason(report.skipped, site + "/redirect-to-a")
+    assert sum(1 for d in report.documents if d.uri == site + "/a.html") == 1
+
+
+def test_slow_page_times_out(site, full_crawl):
+    report, _, _ = full_crawl
+    assert "timed out" in _reason(report.failed, site + "/slow")
+
+
+def test_oversized_pages_are_refused_with_and_without_content_length(site, full_crawl):
+    report, _, _ = full_crawl
+    assert "limit of 100,000" in _reason(report.skipped, site + "/big")
+    assert "stopped reading" in _reason(report.skipped, site + "/big-stream")
+
+
+def test_non_html_file_is_skipped_by_content_type(site, full_crawl):
+    report, _, _ = full_crawl
+    assert "image/png" in _reason(report.skipped, site + "/image.png")
+
+
+def test_depth_limit_and_other_schemes(site, full_crawl):
+    report, _, _ = full_crawl
+    assert "depth limit of 2" in _reason(report.skipped, site + "/deep/3.html")
+    assert not any(u.startswith("mailto:") for u, _ in report.skipped + report.failed)
+
+
+def test_redirect_towards_a_private_address_is_refused_at_connection(site, full_crawl):
+    report, _, _ = full_crawl
+    reason = _reason(report.skipped, site + "/to-private")
+    assert reason.startswith("blocked:") and "169.254.169.254" in reason and "link-local" in reason
+
+
+def test_progress_is_reported_per_page(full_crawl):
+    report, calls, _ = full_crawl
+    assert calls, "no progress calls"
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == len(calls)
+    assert all(d <= t for d, t in calls)
+
+
+def test_same_host_by_default_and_path_prefix(site):
+    report = crawl([site + "/"], _options())
+    assert "other host" in _reason(report.skipped, "http://example.invalid/elsewhere")
+    prefixed = crawl([site + "/deep/1.html"], _options(path_prefix="/deep/", max_depth=5))
+    assert [d.title for d in prefixed.documents] == ["Deep 1", "Deep 2", "Deep 3"]
+    assert all("/deep/" in u for u in prefixed.fetched)
+
+
+def test_page_limit_stops_the_crawl(site):
+    report = crawl([site + "/"], _options(max_pages=3, concurrency=1))
+    assert len(report.fetched) + len(report.failed) + sum(
+        1 for _, r in report.skipped if not r.startswith(("not queued", "not fetched"))
+    ) == 3
+    assert report.stopped == "page limit of 3 reached"
+    assert any(r == "not fetched: page limit of 3 reached" for _, r in report.skipped)
+
+
+def test_total_byte_limit_stops_the_crawl(site):
+    limit = len(SITE["/"][2]) + 50  # the home page fits, the next page does not
+    report = crawl([site + "/"], _options(max_total_bytes=limit, concurrency=1))
+    assert report.stopped == f"total byte limit of {limit:,} reached"
+    assert [d.title for d in report.documents] == ["Home"]
+    assert any(r == f"total byte limit of {limit:,} reached" for _, r in report.skipped)
+    assert any(r.startswith("not fetched: total byte limit") for _, r in report.skipped)
+
+
+def test_time_limit(site):
+    began = time.monotonic()
+    report = crawl([site + "/slow"], _options(max_seconds=0.3, timeout_s=5))
+    assert time.monotonic() - began < 1.4
+    assert report.failed and "timed out" in report.failed[0][1]
+
+
+def test_politeness_delay_spaces_requests(site):
+    _Handler.requests.clear()
+    began = time.monotonic()
+    crawl([site + "/a.html"], _options(delay_s=0.25, concurrency=2))  # fetches /a.html then /
+    assert time.monotonic() - began >= 0.25
+
+
+def test_cancel_raises_cancelled(site):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        crawl([site + "/"], _options(), cancel=cancel)
+
+
+def test_ssrf_guard_refuses_loopback_without_opt_in(site):
+    _Handler.requests.clear()
+    report = crawl([site + "/"], _options(private_allowlist=()))
+    assert not report.documents and not report.fetched
+    reason = _reason(report.skipped, site + "/")
+    assert reason.startswith("blocked:") and "loopback" in reason
+    assert _Handler.requests == []  # refused before any connection, robots.txt included
+    opted_in = crawl([site + "/a.html"], _options(private_allowlist=(), allow_private=True, max_depth=0))
+    assert [d.title for d in opted_in.documents] == ["Page A"]
+
+
+def test_ssrf_guard_resolves_names(site):
+    port = site.rsplit(":", 1)[1]
+    report = crawl([f"http://localhost:{port}/"], _options(private_allowlist=()))
+    assert report.skipped and "loopback" in report.skipped[0][1]
+
+
+def test_start_urls_must_be_web_addresses():
+    for bad in (["file:///etc/passwd"], ["ftp://example.com/"], ["not a url"], []):
+        with pytest.raises(DemoError):
+            crawl(bad, _options())
+
+
+@pytest.mark.parametrize(
+    "address, blocked",
+    [
+        ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"), ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"), ("192.168.0.1", "private"), ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "not globally routable"), ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
+        ("239.255.255.250", "multicast"), ("240.0.0.1", "reserved"), ("255.255.255.255", "reserved"),
+        ("192.0.2.1", "private"), ("198.18.0.1", "private"),
+        ("::1", "loopback"), ("::", "unspecified"), ("fe80::1", "link-local"), ("fe80::1%1", "link-local"),
+        ("fc00::1", "private"), ("fd12:3456::1", "private"), ("fec0::1", "site-local"), ("ff02::1", "multicast"),
+        ("::ffff:127.0.0.1", "IPv4-mapped loopback"), ("::ffff:10.1.2.3", "IPv4-mapped private"),
+        ("::ffff:169.254.169.254", "IPv4-mapped link-local"), ("::127.0.0.1", "reserved"),
+        ("2002:7f00:1::", "6to4 loopback"), ("2002:a00:1::", "6to4 private"), ("2001:db8::1", "private"),
+        ("64:ff9b::7f00:1", "reserved"),
+        ("8.8.8.8", None), ("1.1.1.1", None), ("93.184.216.34", None), ("2606:4700:4700::1111", None),
+        ("::ffff:8.8.8.8", None), ("2002:808:808::1", None),
+    ],
+)
+def test_address_classifier(address, blocked):
+    problem = address_problem(address)
+    if blocked is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(blocked)
+
+
+def test_url_normalisation():
+    assert normalise_url("HTTP://Example.COM:80/a/./b/../c?x=1#frag") == "http://example.com/a/c?x=1"
+    assert normalise_url("https://example.com:443") == "https://example.com/"
+    assert normalise_url("https://example.com:8443/dir/") == "https://example.com:8443/dir/"
+    assert normalise_url("/x y", "http://h.test/a/") == "http://h.test/x%20y"
+    assert normalise_url("%7Euser", "http://h.test/") == "http://h.test/~user"
+    assert normalise_url("javascript:alert(1)", "http://h.test/") is None
+    assert normalise_url("http://[::1]:8080/p") == "http://[::1]:8080/p"
+    assert normalise_url("http://bücher.example/") == "http://xn--bcher-kva.example/"
