@@ -280,7 +280,7 @@ def _mostly_utf8(data: bytes) -> str | None:
     text = data.decode("utf-8", errors="replace")
     bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
     multibyte = sum(1 for ch in text if ord(ch) > 0x7F and ch != "\ufffd")
-    if multibyte > 0 and bad <= max(1, len(data) // 1000) and multibyte >= bad:
+    if multibyte > 0 and bad <= max(4, len(text) // 100) and multibyte >= 2 * bad:
         return text
     return None
 
@@ -539,6 +539,8 @@ def _parse_table(name: str, data: bytes, settings: Settings, report: IngestRepor
     except csv.Error as exc:
         raise UnusableInput(f"not a readable table ({exc})")
     header = [h.strip().lstrip("\ufeff") for h in header]
+    if not any(header):
+        raise UnusableInput("no header row: the first line must name the columns (e.g. id,title,text)")
     text_key = _find_field(header, TEXT_FIELDS)
     if text_key is None:
         raise UnusableInput(
