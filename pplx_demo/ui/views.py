@@ -1,0 +1,180 @@
+"""HTML and table views of domain results. Every piece of user or corpus text is escaped here.
+
+Pure functions: data in, markup string out. Markup is built only from our own constants; text from
+documents, queries, titles and URLs always goes through `html.escape` (and URLs through a scheme
+check), so an uploaded page cannot inject markup or script into the studio.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from pplx_demo.charts import colour_for, format_bytes
+
+SNIPPET_CHARS = 320
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Scripts written without spaces: a single character is a meaningful term there.
+_NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
+_STOPWORDS = frozenset("""a an and are as at be by for from has have how in is it its of on or that the this
+to was were what when where which who why with der die das und ist el la los las de del que y en le les des
+et un une""".split())
+
+
+def esc(text: Any) -> str:
+    """Escape any value for HTML text or attribute context."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def query_terms(query: str) -> list[str]:
+    """Words of the query worth highlighting (no stop words, no 1-letter words except CJK/Thai)."""
+    terms: list[str] = []
+    for w in _WORD.findall(query or ""):
+        lw = w.lower()
+        if lw in _STOPWORDS or (len(w) < 2 and not _NO_SPACE_SCRIPT.search(w)):
+            continue
+        if lw not in terms:
+            terms.append(lw)
+    return terms
+
+
+def _term_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    if not terms:
+        return None
+    # Longest first so "embeddings" wins over "embed"; word start boundary except for CJK terms.
+    parts = []
+    for t in sorted(terms, key=len, reverse=True):
+        parts.append(re.escape(t) if _NO_SPACE_SCRIPT.search(t) else r"(?<!\w)" + re.escape(t))
+    return re.compile("|".join(parts), re.IGNORECASE | re.UNICODE)
+
+
+def snippet_window(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
+    """A window of about `width` chars around the first query term (or the start), with ellipses."""
+    text = " ".join((text or "").split())
+    if len(text) <= width:
+        return text
+    pattern = _term_pattern(terms)
+    m = pattern.search(text) if pattern else None
+    start = 0 if m is None else max(0, m.start() - width // 4)
+    if start > 0:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < start + 20 else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + width // 2 else end
+    return ("… " if start > 0 else "") + text[start:end] + (" …" if end < len(text) else "")
+
+
+def highlight(text: str, terms: Sequence[str]) -> str:
+    """Escaped `text` with every query term wrapped in <mark> (matching is done on the raw text)."""
+    pattern = _term_pattern(terms)
+    if pattern is None:
+        return esc(text)
+    out: list[str] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        out.append(esc(text[pos:m.start()]))
+        out.append("<mark>" + esc(m.group(0)) + "</mark>")
+        pos = m.end()
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def safe_href(uri: str | None) -> str | None:
+    """The URI if it is an absolute http(s) link, else None (no javascript:, data:, file: links)."""
+    if not uri:
+        return None
+    try:
+        parts = urlsplit(uri.strip())
+    except ValueError:
+        return None
+    return uri.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def movement(rank: int, baseline_rank: int | None, is_baseline: bool) -> tuple[str, str, str]:
+    """(css class, badge text, tooltip) saying where this hit sits in the float32 column."""
+    if is_baseline:
+        return "", "", ""
+    if baseline_rank is None:
+        return "new", "new", "not in the float32 top-k"
+    if baseline_rank == rank:
+        return "same", "=", f"same rank in float32 (#{baseline_rank})"
+    if baseline_rank > rank:
+        return "up", f"▲{baseline_rank - rank}", f"#{baseline_rank} in float32: moved up"
+    return "down", f"▼{rank - baseline_rank}", f"#{baseline_rank} in float32: moved down"
+
+
+def _timings_html(timings: Mapping[str, float]) -> str:
+    parts = [f"<span>{esc(stage)} <b>{ms:.1f}</b> ms</span>" for stage, ms in timings.items() if stage != "total"]
+    total = timings.get("total", sum(timings.values()))
+    parts.append(f"<span class='total'>total <b>{total:.1f}</b> ms</span>")
+    return "".join(parts)
+
+
+def _stat(name: str, value: str, tip: str = "") -> str:
+    return f"<div class='stat' title='{esc(tip)}'><span>{esc(name)}</span><b>{esc(value)}</b></div>"
+
+
+def _fmt_opt(x: float | None, spec: str = ".2f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str, is_baseline: bool) -> str:
+    """One result column: header (config, true model name, storage and agreement), timings, hits."""
+    st = column.storage
+    ratio = getattr(st, "ratio_vs_float32", None)
+    smaller = "baseline" if is_baseline or not ratio else f"{ratio:.0f}x smaller" if ratio >= 10 else f"{ratio:.1f}x smaller"
+    head = (f"<div class='pplx-col-head' style='border-top-color:{colour}'>"
+            f"<div class='pplx-col-label'>{esc(column.label)}</div>"
+            f"<div class='pplx-col-model' title='model that produced this column'>{esc(model_name)}</div>"
+            "<div class='pplx-stats'>"
+            + _stat("bytes/vector", f"{st.bytes_per_vector:,}")
+            + _stat("index", format_bytes(st.index_nbytes), "measured size of this index in memory")
+            + _stat("size", smaller, "index size relative to float32")
+            + _stat("overlap@k", "–" if is_baseline else _fmt_opt(column.overlap_at_k),
+                    "share of the float32 top-k also found here")
+            + _stat("rank corr.", "–" if is_baseline else _fmt_opt(getattr(column, "rank_correlation", None)),
+                    "rank correlation with the float32 column")
+            + "</div>"
+            f"<div class='pplx-timings'>{_timings_html(column.timings_ms)}</div></div>")
+    items = []
+    for hit in column.hits:
+        cls, badge, tip = movement(hit.rank, hit.baseline_rank, is_baseline)
+        href = safe_href(getattr(hit, "uri", None))
+        title = esc(hit.title or hit.uri or "untitled")
+        title_html = (f"<a href='{esc(href)}' target='_blank' rel='noopener noreferrer nofollow'>{title}</a>"
+                      if href else f"<span>{title}</span>")
+        badge_html = f"<span class='move {cls}' title='{esc(tip)}'>{esc(badge)}</span>" if badge else ""
+        items.append("<li class='pplx-hit'>"
+                     f"<div class='pplx-hit-top'><span class='rank'>#{hit.rank}</span>"
+                     f"<span class='score' title='score'>{hit.score:.4f}</span>{badge_html}"
+                     f"<span class='title'>{title_html}</span></div>"
+                     f"<div class='snippet'>{highlight(snippet_window(hit.text, terms), terms)}</div></li>")
+    body = "".join(items) if items else "<li class='pplx-empty'>no results</li>"
+    return (f"<div class='pplx-col' data-config='{esc(column.label)}'>{head}"
+            f"<ol class='pplx-hits'>{body}</ol></div>")
+
+
+def results_html(response: Any, query: str, baseline_label: str | None = None) -> str:
+    """Side-by-side columns, one per configuration, for a SearchResponse."""
+    terms = query_terms(query)
+    labels = [c.label for c in response.columns]
+    baseline = baseline_label if baseline_label is not None else (labels[0] if labels else None)
+    cols = [column_html(c, response.model_name, terms, colour_for(c.label, labels), c.label == baseline)
+            for c in response.columns]
+    return (f"<div class='pplx-results' style='--pplx-cols:{max(1, len(cols))}'>" + "".join(cols) + "</div>")
+
+
+def notice_html(text: str, kind: str = "info") -> str:
+    """A small boxed message ('info', 'warn' or 'error'); `text` is escaped."""
+    return f"<div class='pplx-notice {esc(kind)}'>{esc(text)}</div>"
+
+
+def corpus_stats_markdown(stats: Mapping[str, Any]) -> str:
+    """Corpus statistics as a Markdown table (values escaped: Markdown renders HTML)."""
+    rows = "\n".join(f"| {esc(k)} | {esc(v)} |" for k, v in stats.items())
+    return "| | |\n|---|---|\n" + rows
