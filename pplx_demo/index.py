@@ -1,0 +1,675 @@
+"""Exact in-memory vector search over float32, int8 or binary codes, with numpy only.
+
+`QuantizedIndex.build(vectors, IndexConfig(...))` turns a corpus' pooled float vectors into the
+codes one configuration needs; `index.search(queries, k)` returns exact top-k row indices and
+scores for a batch of float query vectors, with per-stage timings.
+
+Scores are cosine-like, higher is better, for every configuration:
+- float32: cosine of the (Matryoshka-truncated, then normalised) vectors.
+- int8 plain: cosine of the dequantised codes, the query quantised the same way (symmetric; for
+  "tanh" codes that is the cosine of the raw codes, how pplx-embed int8 vectors are compared).
+- binary plain: 1 - 2 * hamming / dim, the cosine of the +-1 sign vectors.
+- binary + rescore: Hamming picks k * multiplier candidates, then the float query is compared with
+  the candidates' dequantised int8 codes or float32 vectors.
+- binary asymmetric: cosine of the float query with every +-1 sign vector.
+
+Dequantisation: "calibrated" int8 maps back to (code + 128) * scale + low per dimension (query
+unchanged); "tanh" codes are compared in the space the model was trained in, code / 127 against
+tanh(query), so only the rounding is lost.
+
+Ties are broken by the lower row index everywhere, so results are deterministic. Scans are blocked
+(temporaries stay near cache size), keep a running top-k, and split rows across threads where
+numpy itself is single-threaded (int8, binary; float32 uses the BLAS threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from pplx_demo.errors import DemoError
+from pplx_demo.quantize import (PRECISIONS, Int8Calibration, Int8Scheme, Precision, calibrate_int8, int8_calibrated,
+                                int8_tanh)
+
+Mode = Literal["plain", "rescore", "asymmetric"]
+MODES: tuple[Mode, ...] = ("plain", "rescore", "asymmetric")
+RescoreWith = Literal["int8", "float32"]
+INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated")
+
+# Work sizes, in bytes of the operand a block step touches; chosen to stay inside L2/L3.
+_FLOAT_BLOCK_BYTES = 32 << 20  # BLAS streams these itself
+_CAST_BLOCK_BYTES = 2 << 20  # float32 buffer that an int8 / bit block is widened into
+_BITS_BLOCK_BYTES = 2 << 20  # XOR temporary for (queries x rows) words; smaller blocks pay more per-call overhead
+_BITS_CHUNK_ROWS = 1 << 15  # rows whose scores are collected before a top-k update
+_PARALLEL_MIN_ROWS = 1 << 15  # below this a second thread costs more than it saves
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """One search configuration: precision, mode, Matryoshka size and rescoring options.
+
+    `int8_scheme=None` means "the model's native scheme" (tanh for pplx-embed, calibrated for the
+    stand-in); `SearchService` resolves it per encoder, `QuantizedIndex.build` treats None as tanh.
+    "rescore" and "asymmetric" apply to binary codes only.
+    """
+
+    precision: Precision = "float32"
+    mode: Mode = "plain"
+    dim: int | None = None  # Matryoshka size; None = the model's full size
+    rescore_multiplier: int = 4
+    rescore_with: RescoreWith = "int8"
+    int8_scheme: Int8Scheme | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise DemoError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.mode not in MODES:
+            raise DemoError(f"unknown search mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.mode != "plain" and self.precision != "binary":
+            raise DemoError(f"mode {self.mode!r} needs binary codes (it re-scores or reads sign vectors); "
+                            f"use precision 'binary' or mode 'plain'")
+        if self.dim is not None and (not isinstance(self.dim, (int, np.integer)) or self.dim < 1):
+            raise DemoError(f"Matryoshka size must be a positive integer, got {self.dim!r}")
+        if self.rescore_with not in ("int8", "float32"):
+            raise DemoError(f"rescore_with must be 'int8' or 'float32', got {self.rescore_with!r}")
+        if not isinstance(self.rescore_multiplier, (int, np.integer)) or not 1 <= self.rescore_multiplier <= 1000:
+            raise DemoError(f"rescore multiplier must be an integer in 1..1000, got {self.rescore_multiplier!r}")
+        if self.int8_scheme not in (None, *INT8_SCHEMES):
+            raise DemoError(f"unknown int8 scheme {self.int8_scheme!r}: use 'tanh' or 'calibrated'")
+
+    @property
+    def uses_int8(self) -> bool:
+        """True when int8 codes are searched or used for rescoring."""
+        return self.precision == "int8" or (self.mode == "rescore" and self.rescore_with == "int8")
+
+    def resolved(self, default_int8_scheme: Int8Scheme) -> "IndexConfig":
+        """This config with `int8_scheme` fixed (to the default when unset); unchanged if it has no int8."""
+        if not self.uses_int8:
+            return replace(self, int8_scheme=None)
+        return replace(self, int8_scheme=self.int8_scheme or default_int8_scheme)
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. 'binary + rescore(int8) x4 @512d' or 'int8 (calibrated)'."""
+        scheme = " calibrated" if self.int8_scheme == "calibrated" else ""
+        if self.precision == "int8":
+            text = f"int8{' (calibrated)' if scheme else ''}"
+        else:
+            text = self.precision
+        if self.mode == "rescore":
+            target = f"int8{scheme}" if self.rescore_with == "int8" else "float32"
+            text += f" + rescore({target}) x{self.rescore_multiplier}"
+        elif self.mode == "asymmetric":
+            text += " + asymmetric (float query)"
+        if self.dim is not None:
+            text += f" @{self.dim}d"
+        return text
+
+
+@dataclass
+class SearchHits:
+    """Top-k per query, best first: ids are row indices into the built matrix."""
+
+    ids: np.ndarray  # (q, k) int64
+    scores: np.ndarray  # (q, k) float32
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: "search", "rescore"
+
+
+# ---------------------------------------------------------------------------------------------
+# top-k selection
+
+
+class _TopK:
+    """Exact running top-k per query (score desc, then row asc) over blocks of rising row index."""
+
+    def __init__(self, nq: int, k: int) -> None:
+        self.nq, self.k = nq, k
+        self.ids = np.full((nq, k), -1, dtype=np.int64)
+        self.scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        self._threshold: np.ndarray | None = None  # (nq, 1) k-th score once every query has k rows
+
+    def push(self, scores: np.ndarray, start: int) -> None:
+        """Offer a (nq, r) block of scores for rows start..start+r (rows above all seen so far)."""
+        r = scores.shape[1]
+        if r == 0 or self.k == 0:
+            return
+        if self._threshold is not None:
+            # Rows only grow, so an equal score never displaces a kept row: strict > suffices.
+            qi, cj = np.nonzero(scores > self._threshold)
+        elif r > self.k:
+            kth = np.partition(scores, r - self.k, axis=1)[:, r - self.k: r - self.k + 1]
+            qi, cj = np.nonzero(scores >= kth)  # every tie of the k-th value; merge keeps low rows
+        else:
+            qi, cj = np.nonzero(np.ones(scores.shape, dtype=bool))
+        if qi.size:
+            self.merge(qi, cj.astype(np.int64) + start, scores[qi, cj])
+
+    def merge(self, qi: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
+        """Fold candidate (query, row, score) triples into the kept top-k (any row order)."""
+        kept = self.ids >= 0
+        all_q = np.concatenate([np.nonzero(kept)[0], qi])
+        all_ids = np.concatenate([self.ids[kept], ids])
+        all_s = np.concatenate([self.scores[kept], scores.astype(np.float32, copy=False)])
+        order = np.lexsort((all_ids, -all_s, all_q))
+        q_sorted = all_q[order]
+        starts = np.searchsorted(q_sorted, np.arange(self.nq))
+        rank = np.arange(q_sorted.size) - starts[q_sorted]
+        keep = rank < self.k
+        self.ids.fill(-1)
+        self.scores.fill(-np.inf)
+        self.ids[q_sorted[keep], rank[keep]] = all_ids[order][keep]
+        self.scores[q_sorted[keep], rank[keep]] = all_s[order][keep]
+        if self.ids[:, -1].min() >= 0:
+            self._threshold = self.scores[:, -1:].copy()
+
+    def absorb(self, other: "_TopK") -> None:
+        """Merge another selector's results (e.g. from a thread that scanned other rows)."""
+        kept = other.ids >= 0
+        if kept.any():
+            self.merge(np.nonzero(kept)[0], other.ids[kept], other.scores[kept])
+
+    def result(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores) trimmed to min(k, n_rows) columns."""
+        width = min(self.k, n_rows)
+        return self.ids[:, :width].copy(), self.scores[:, :width].copy()
+
+
+def top_k_rows(scores: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of each row of a (q, m) score matrix (ties: lower id), as (ids, scores)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    nq, m = scores.shape
+    sel = _TopK(nq, k)
+    if ids is None:
+        sel.push(scores, 0)
+    else:
+        qi = np.repeat(np.arange(nq), m)
+        sel.merge(qi, np.asarray(ids, dtype=np.int64).ravel(), scores.ravel())
+    return sel.result(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# kernels
+
+
+def _row_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` contiguous, nearly equal row ranges covering 0..n."""
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="index-scan")
+        return _POOL
+
+
+class _OneBlasThread:
+    """While any scan splits rows over Python threads, each BLAS call runs on one thread.
+
+    Two levels of threads (ours x BLAS') oversubscribe the cores and make OpenBLAS serialise
+    concurrent calls. Reference-counted, so overlapping scans restore the original limit once.
+    """
+
+    _lock = threading.Lock()
+    _depth = 0
+    _limiter = None
+    _controller = None
+
+    def __enter__(self) -> None:
+        cls = type(self)
+        with cls._lock:
+            if cls._depth == 0:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:  # optional: without it the scan is only slower
+                    cls._limiter = None
+                else:
+                    if cls._controller is None:
+                        cls._controller = ThreadpoolController()
+                    cls._limiter = cls._controller.limit(limits=1, user_api="blas")
+            cls._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        cls = type(self)
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0 and cls._limiter is not None:
+                cls._limiter.restore_original_limits()
+                cls._limiter = None
+
+
+def _parallel_scan(n: int, nq: int, k: int, threads: int, scan: Callable[[int, int, _TopK], None],
+                   uses_blas: bool) -> _TopK:
+    """Run `scan(start, stop, selector)` on row ranges in threads and merge their top-k.
+
+    A scan that calls BLAS on small cached blocks runs it single-threaded even with one part:
+    waking BLAS threads per block costs more than the block's work.
+    """
+    parts = _row_ranges(n, threads if n >= _PARALLEL_MIN_ROWS else 1)
+    selectors = [_TopK(nq, k) for _ in parts]
+    with _OneBlasThread() if uses_blas else contextlib.nullcontext():
+        if len(parts) == 1:
+            scan(parts[0][0], parts[0][1], selectors[0])
+        else:
+            futures = [_pool().submit(scan, a, b, sel) for (a, b), sel in zip(parts, selectors)]
+            for f in futures:
+                f.result()
+    total = selectors[0]
+    for other in selectors[1:]:
+        total.absorb(other)
+    return total
+
+
+def _matmul_into(queries: np.ndarray, block: np.ndarray, out: np.ndarray) -> None:
+    """out (nq, r) = queries (nq, d) @ block (r, d).T through BLAS (gemv for a single query)."""
+    if queries.shape[0] == 1:
+        np.matmul(block, queries[0], out=out[0])
+    else:
+        np.matmul(queries, block.T, out=out)
+
+
+def _lane_plan(words: int) -> tuple[type, int]:
+    """(unsigned lane dtype, bytes per lane) for summing `words` per-word popcounts of one row."""
+    for size, dtype in ((8, np.uint64), (4, np.uint32), (2, np.uint16)):
+        if words % size == 0:
+            return dtype, size
+    return np.uint8, 1
+
+
+def _popcount_row_sums(counts: np.ndarray, words: int) -> np.ndarray:
+    """Sum each row of `words` uint8 popcounts (flat (m * words,) array) -> (m,) unsigned ints.
+
+    SWAR: add up to three lanes of bytes at once (<= 192, no carry), widen to 16-bit lanes, then
+    fold the lanes with one multiply, instead of numpy's slow reduction over short rows.
+    """
+    dtype, size = _lane_plan(words)
+    if size == 1:
+        rows = counts.reshape(-1, words)
+        acc = rows[:, 0].astype(np.uint16)
+        for j in range(1, words):
+            acc += rows[:, j]
+        return acc
+    lanes = counts.view(dtype).reshape(-1, words // size)
+    cols = lanes.shape[1]
+    m_lo = dtype(int.from_bytes(b"\xff\x00" * (size // 2), "little"))
+    acc = None
+    for g in range(0, cols, 3):
+        s = lanes[:, g].copy()
+        for j in range(g + 1, min(g + 3, cols)):
+            s += lanes[:, j]
+        if size == 2:
+            wide = (s & m_lo) + (s >> dtype(8))
+        else:
+            wide = s & m_lo
+            s >>= dtype(8)
+            s &= m_lo
+            wide += s
+        acc = wide if acc is None else acc + wide
+    assert acc is not None
+    if size == 8:
+        acc *= np.uint64(0x0001000100010001)
+        acc >>= np.uint64(48)
+    elif size == 4:
+        acc *= np.uint32(0x00010001)
+        acc >>= np.uint32(16)
+    return acc
+
+
+class _BitScorer:
+    """Agreement counts (dim - hamming) of packed query bits against blocks of packed rows."""
+
+    def __init__(self, qbits: np.ndarray, words: int, dim_bits: int) -> None:
+        self.nq, self.words, self.dim_bits = qbits.shape[0], words, dim_bits
+        # Tile each query over `tile` rows so the XOR's inner loop runs ~1000 words, not `words`.
+        self.tile = max(1, 1024 // words)
+        self.qtiled = np.tile(qbits, (1, self.tile))  # (nq, tile * words)
+        rows = max(self.tile, _BITS_BLOCK_BYTES // (8 * words * self.nq))
+        self.block_rows = (rows // self.tile) * self.tile
+        self._xor = np.empty(self.nq * self.block_rows * words, dtype=np.uint64)
+        self._counts = np.empty(self._xor.size, dtype=np.uint8)
+
+    def score(self, block: np.ndarray, out: np.ndarray) -> None:
+        """out (nq, r) float32 = agreement counts for block (r, words) uint64."""
+        r = block.shape[0]
+        full = (r // self.tile) * self.tile
+        if full:
+            size = self.nq * full * self.words
+            x = self._xor[:size].reshape(self.nq, full // self.tile, self.tile * self.words)
+            np.bitwise_xor(block[:full].reshape(1, full // self.tile, -1), self.qtiled[:, None, :], out=x)
+            c = self._counts[:size]
+            np.bitwise_count(self._xor[:size], out=c)
+            sums = _popcount_row_sums(c, self.words).reshape(self.nq, full)
+            np.subtract(self.dim_bits, sums, out=out[:, :full], casting="unsafe")
+        if full < r:  # fewer rows than one tile: plain broadcasting is fine
+            tail = np.bitwise_xor(block[None, full:, :], self.qtiled[:, None, : self.words])
+            sums = np.bitwise_count(tail).sum(axis=2, dtype=np.uint32)
+            np.subtract(self.dim_bits, sums, out=out[:, full:], casting="unsafe")
+
+
+# ---------------------------------------------------------------------------------------------
+# the index
+
+
+def _check_matrix(vectors: np.ndarray, what: str) -> np.ndarray:
+    vectors = np.asarray(vectors)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    if vectors.ndim != 2:
+        raise DemoError(f"{what} must be a (n, dim) matrix, got shape {vectors.shape}")
+    if vectors.dtype != np.float32:
+        vectors = vectors.astype(np.float32)
+    return vectors
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    x = np.array(x, dtype=np.float32, copy=True)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)  # an all-zero row stays zero (cosine 0)
+    return x
+
+
+def _block_rows(row_bytes: int, budget: int) -> int:
+    return max(1, budget // max(1, row_bytes))
+
+
+class QuantizedIndex:
+    """Codes for one `IndexConfig` over n corpus vectors, searched exactly by blocked numpy scans.
+
+    Attributes: `config`, `n`, `dim` (searched size), `full_dim` (input size), `nbytes` (bytes of
+    every array held), `bytes_per_vector` (per-row bytes of those arrays), `fixed_nbytes` (the
+    rest, e.g. calibration ranges).
+    """
+
+    def __init__(self, config: IndexConfig, n: int, dim: int, full_dim: int) -> None:
+        self.config = config
+        self.n, self.dim, self.full_dim = n, dim, full_dim
+        self.threads = max(1, os.cpu_count() or 1)
+        self._float: np.ndarray | None = None  # (n, dim) float32, unit rows
+        self._codes: np.ndarray | None = None  # (n, dim) int8
+        self._code_scale: np.ndarray | None = None  # (dim,) float32: dequantised = code * a + b
+        self._code_offset: np.ndarray | None = None  # (dim,) float32
+        self._code_inv_norm: np.ndarray | None = None  # (n,) float32: 1 / |dequantised row|
+        self._calibration: Int8Calibration | None = None
+        self._bits: np.ndarray | None = None  # (n, words) uint64, MSB-first packed signs
+
+    # -- building -----------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, config: IndexConfig) -> "QuantizedIndex":
+        """Quantise a corpus' pooled float vectors (n, full_dim) for `config` (block-wise, one copy)."""
+        vectors = _check_matrix(vectors, "corpus vectors")
+        n, full_dim = vectors.shape
+        dim = full_dim if config.dim is None else min(int(config.dim), full_dim)
+        if n and not np.isfinite(vectors[:, :dim]).all():
+            raise DemoError("corpus vectors contain NaN or infinite values; re-embed the corpus")
+        index = cls(config, n, dim, full_dim)
+        view = vectors[:, :dim]
+        needs_float = config.precision == "float32" or (config.mode == "rescore" and config.rescore_with == "float32")
+        if needs_float:
+            index._float = index._build_float(view)
+        if config.uses_int8:
+            index._build_int8(view, config.int8_scheme or "tanh")
+        if config.precision == "binary":
+            index._bits = index._build_bits(view)
+        return index
+
+    @staticmethod
+    def _build_float(view: np.ndarray) -> np.ndarray:
+        out = np.empty(view.shape, dtype=np.float32)
+        step = _block_rows(4 * view.shape[1], 16 << 20)
+        for i in range(0, view.shape[0], step):
+            out[i:i + step] = _normalised(view[i:i + step])
+        return out
+
+    def _build_int8(self, view: np.ndarray, scheme: Int8Scheme) -> None:
+        n, dim = view.shape
+        codes = np.empty((n, dim), dtype=np.int8)
+        if scheme == "calibrated":
+            if n >= 2:
+                cal = calibrate_int8(view)
+            else:  # one vector: a symmetric range around it (a range from a single point is empty)
+                edge = np.abs(view).max(axis=0) if n else np.ones(dim, np.float32)
+                cal = Int8Calibration(-edge.astype(np.float32), edge.astype(np.float32))
+            self._calibration = cal
+            self._code_scale = cal.scale
+            self._code_offset = (cal.offset + np.float32(128.0) * cal.scale).astype(np.float32)
+        else:
+            self._code_scale = np.full(dim, 1.0 / 127.0, dtype=np.float32)
+            self._code_offset = np.zeros(dim, dtype=np.float32)
+        inv_norm = np.empty(n, dtype=np.float32)
+        step = _block_rows(4 * dim, 8 << 20)
+        for i in range(0, n, step):
+            part = view[i:i + step]
+            c = int8_tanh(part) if scheme == "tanh" else int8_calibrated(part, self._calibration)
+            codes[i:i + step] = c
+            norms = np.linalg.norm(self._dequantise(c), axis=1)
+            inv_norm[i:i + step] = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        self._codes, self._code_inv_norm = codes, inv_norm
+
+    @staticmethod
+    def _build_bits(view: np.ndarray) -> np.ndarray:
+        n, dim = view.shape
+        words = (dim + 63) // 64
+        out = np.zeros((n, words * 8), dtype=np.uint8)  # zero padding: XOR of padding is 0
+        step = _block_rows(4 * dim, 8 << 20)
+        for i in range(0, n, step):
+            out[i:i + step, : (dim + 7) // 8] = np.packbits(view[i:i + step] >= 0, axis=1)
+        return out.view(np.uint64)
+
+    def _dequantise(self, codes: np.ndarray) -> np.ndarray:
+        assert self._code_scale is not None and self._code_offset is not None
+        return codes.astype(np.float32) * self._code_scale + self._code_offset
+
+    # -- memory ---------------------------------------------------------------------------------
+
+    def _arrays(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        per_row = [a for a in (self._float, self._codes, self._code_inv_norm, self._bits) if a is not None]
+        fixed = [a for a in (self._code_scale, self._code_offset) if a is not None]
+        if self._calibration is not None:
+            fixed += [self._calibration.low, self._calibration.high]
+        return per_row, fixed
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array this index holds (codes, norms, calibration)."""
+        per_row, fixed = self._arrays()
+        return int(sum(a.nbytes for a in per_row) + sum(a.nbytes for a in fixed))
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Bytes held per corpus vector (codes + per-row norms, padding included)."""
+        per_row, _ = self._arrays()
+        return int(sum(a.nbytes // a.shape[0] if a.shape[0] else a.itemsize * int(np.prod(a.shape[1:]))
+                       for a in per_row))
+
+    @property
+    def fixed_nbytes(self) -> int:
+        """Bytes held independently of the number of vectors (calibration ranges, scales)."""
+        return self.nbytes - self.bytes_per_vector * self.n
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+        """Exact top-k rows for each of a batch of pooled float query vectors (q, full_dim)."""
+        queries = _check_matrix(queries, "query vectors")
+        if queries.shape[1] < self.dim:
+            raise DemoError(f"query vectors have {queries.shape[1]} dimensions, the index needs {self.dim}")
+        if not np.isfinite(queries[:, : self.dim]).all():
+            raise DemoError("query vectors contain NaN or infinite values")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise DemoError(f"k must be a positive integer, got {k!r}")
+        k = int(k)
+        q = np.ascontiguousarray(queries[:, : self.dim])
+        cfg = self.config
+        t0 = time.perf_counter()
+        if cfg.precision == "float32":
+            ids, scores = self._search_float(q, k)
+            return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
+        if cfg.precision == "int8":
+            ids, scores = self._search_int8(q, k)
+            return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
+        if cfg.mode == "asymmetric":
+            ids, scores = self._search_asymmetric(q, k)
+            return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
+        if cfg.mode == "plain":
+            ids, scores = self._search_hamming(q, k)
+            return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
+        ids, _ = self._search_hamming(q, k * cfg.rescore_multiplier)
+        t1 = time.perf_counter()
+        ids, scores = self._rescore(q, ids, k)
+        return SearchHits(ids, scores, {"search": t1 - t0, "rescore": time.perf_counter() - t1})
+
+    def _search_float(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._float is not None
+        x, qn = self._float, _normalised(q)
+        step = _block_rows(4 * self.dim, _FLOAT_BLOCK_BYTES)
+        buf = np.empty((qn.shape[0], min(step, max(self.n, 1))), dtype=np.float32)
+        sel = _TopK(qn.shape[0], k)
+        for i in range(0, self.n, step):  # one thread: BLAS already uses every core
+            block = x[i:i + step]
+            out = buf[:, : block.shape[0]]
+            _matmul_into(qn, block, out)
+            sel.push(out, i)
+        return sel.result(self.n)
+
+    def _int8_weights(self, q: np.ndarray, quantise_query: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(w, bias, 1/|q_hat|): q_hat . dequantised(row) = codes(row) . w + bias."""
+        scheme = self.config.int8_scheme or "tanh"
+        if quantise_query:
+            codes = int8_tanh(q) if scheme == "tanh" else int8_calibrated(q, self._calibration)
+            q_hat = self._dequantise(codes)
+        else:
+            q_hat = np.tanh(q) if scheme == "tanh" else q.astype(np.float32)
+        w = (q_hat * self._code_scale).astype(np.float32)
+        bias = (q_hat @ self._code_offset).astype(np.float32)
+        norms = np.linalg.norm(q_hat, axis=1)
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        return w, bias, inv
+
+    def _search_int8(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._codes is not None and self._code_inv_norm is not None
+        codes, inv_norm = self._codes, self._code_inv_norm
+        w, bias, q_inv = self._int8_weights(q, quantise_query=True)
+        nq, dim = w.shape
+        step = _block_rows(4 * dim, _CAST_BLOCK_BYTES)
+
+        def scan(start: int, stop: int, sel: _TopK) -> None:
+            wide = np.empty((min(step, stop - start), dim), dtype=np.float32)
+            out = np.empty((nq, wide.shape[0]), dtype=np.float32)
+            for i in range(start, stop, step):
+                r = min(step, stop - i)
+                np.copyto(wide[:r], codes[i:i + r], casting="unsafe")  # int8 -> float32, in cache
+                s = out[:, :r]
+                _matmul_into(w, wide[:r], s)
+                s += bias[:, None]
+                s *= inv_norm[i:i + r]
+                sel.push(s, i)
+
+        sel = _parallel_scan(self.n, nq, k, self.threads, scan, uses_blas=True)
+        ids, scores = sel.result(self.n)
+        return ids, scores * q_inv[:, None]
+
+    def _query_bits(self, q: np.ndarray) -> np.ndarray:
+        assert self._bits is not None
+        packed = np.zeros((q.shape[0], self._bits.shape[1] * 8), dtype=np.uint8)
+        packed[:, : (self.dim + 7) // 8] = np.packbits(q >= 0, axis=1)
+        return packed.view(np.uint64)
+
+    def _search_hamming(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by Hamming distance; scores are 1 - 2 * hamming / dim."""
+        assert self._bits is not None
+        bits, words, dim = self._bits, self._bits.shape[1], self.dim
+        qbits = self._query_bits(q)
+        nq = q.shape[0]
+
+        def scan(start: int, stop: int, sel: _TopK) -> None:
+            scorer = _BitScorer(qbits, words, dim)
+            chunk = max(scorer.block_rows, (_BITS_CHUNK_ROWS // scorer.block_rows) * scorer.block_rows)
+            agree = np.empty((nq, min(chunk, stop - start)), dtype=np.float32)
+            for c0 in range(start, stop, chunk):
+                c1 = min(c0 + chunk, stop)
+                for i in range(c0, c1, scorer.block_rows):
+                    j = min(i + scorer.block_rows, c1)
+                    scorer.score(bits[i:j], agree[:, i - c0: j - c0])
+                sel.push(agree[:, : c1 - c0], c0)
+
+        sel = _parallel_scan(self.n, nq, k, self.threads, scan, uses_blas=False)
+        ids, agreements = sel.result(self.n)
+        return ids, (np.float32(2.0) * agreements - dim) / np.float32(dim)
+
+    def _search_asymmetric(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Float query against +-1 sign vectors: q.s = 2 * q.bits - sum(q), over the whole index."""
+        assert self._bits is not None
+        packed = self._bits.view(np.uint8)
+        row_bytes, dim = packed.shape[1], self.dim
+        qn = np.zeros((q.shape[0], row_bytes * 8), dtype=np.float32)
+        qn[:, :dim] = _normalised(q)
+        q_sum = qn.sum(axis=1)
+        nq = qn.shape[0]
+        step = _block_rows(4 * row_bytes * 8, _CAST_BLOCK_BYTES)
+
+        def scan(start: int, stop: int, sel: _TopK) -> None:
+            wide = np.empty((min(step, stop - start), row_bytes * 8), dtype=np.float32)
+            out = np.empty((nq, wide.shape[0]), dtype=np.float32)
+            for i in range(start, stop, step):
+                r = min(step, stop - i)
+                np.copyto(wide[:r], np.unpackbits(packed[i:i + r], axis=1), casting="unsafe")
+                s = out[:, :r]
+                _matmul_into(qn, wide[:r], s)
+                sel.push(s, i)
+
+        sel = _parallel_scan(self.n, nq, k, self.threads, scan, uses_blas=True)
+        ids, dots = sel.result(self.n)
+        return ids, (np.float32(2.0) * dots - q_sum[:, None]) / np.float32(math.sqrt(dim))
+
+    def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Re-rank candidate rows (q, m) with the float query against int8 or float32 vectors."""
+        nq, m = cand.shape
+        if m == 0:
+            return cand, np.zeros((nq, 0), dtype=np.float32)
+        if self.config.rescore_with == "float32":
+            assert self._float is not None
+            qn = _normalised(q)
+            scores = np.einsum("qd,qmd->qm", qn, self._float[cand])
+        else:
+            assert self._codes is not None and self._code_inv_norm is not None
+            w, bias, q_inv = self._int8_weights(q, quantise_query=False)
+            scores = np.einsum("qd,qmd->qm", w, self._codes[cand].astype(np.float32)) + bias[:, None]
+            scores *= self._code_inv_norm[cand] * q_inv[:, None]
+        return top_k_rows(scores.astype(np.float32), k, ids=cand)
+
+
+def build_index(vectors: np.ndarray, config: IndexConfig) -> QuantizedIndex:
+    """Shorthand for `QuantizedIndex.build`."""
+    return QuantizedIndex.build(vectors, config)
+
+
+def matryoshka_sizes(full_dim: int) -> list[int]:
+    """Sizes worth offering for a model: its full size, then 1024/512/256/128 where smaller."""
+    return [full_dim] + [d for d in (1024, 512, 256, 128) if d < full_dim]
+
+
+def default_configs(dim: int | None = None) -> list[IndexConfig]:
+    """The side-by-side set the UI starts with (int8 scheme left to the model's native one)."""
+    return [
+        IndexConfig("float32", dim=dim),
+        IndexConfig("int8", dim=dim),
+        IndexConfig("binary", dim=dim),
+        IndexConfig("binary", "rescore", dim=dim, rescore_with="int8"),
+        IndexConfig("binary", "asymmetric", dim=dim),
+    ]
