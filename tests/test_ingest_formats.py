@@ -261,6 +261,7 @@ def test_binary_junk_named_txt():
     junk = random.Random(4).randbytes(4000)
     assert "binary data" in _rejected("photo.txt", junk)
     assert "binary data" in _rejected("elf.txt", b"\x7fELF\x02\x01\x01" + b"\x00" * 500 + b"\x01\x02" * 300)
+    assert "binary data" in _rejected("tiny.txt", b"\x00\x01junk")
 
 
 def test_empty_and_blank_files():

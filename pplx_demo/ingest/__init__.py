@@ -3,7 +3,7 @@
 Every stage returns plain `Document` / `Chunk` records; nothing here touches the store or a UI.
 """
 
-from pplx_demo.ingest.chunking import chunk_text, default_chunking
+from pplx_demo.ingest.chunking import chunk_documents, chunk_text, default_chunking
 from pplx_demo.ingest.crawler import CrawlOptions, CrawlReport, address_problem, crawl
 from pplx_demo.ingest.formats import SUPPORTED_SUFFIXES, IngestReport, Rejection, load_bytes, load_files
 from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, sample_documents, sample_queries
@@ -16,6 +16,7 @@ __all__ = [
     "IngestReport",
     "Rejection",
     "address_problem",
+    "chunk_documents",
     "chunk_text",
     "crawl",
     "default_chunking",

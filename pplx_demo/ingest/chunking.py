@@ -10,7 +10,7 @@ tokens, counted by the same tokenizer) is at most `chunk_tokens`. Chunks are in 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from pplx_demo.documents import Chunk
 from pplx_demo.errors import DemoError
@@ -186,3 +186,19 @@ def _make_chunk(
         if count <= chunk_tokens or end - start <= 1:
             return Chunk(order, piece, char_start, char_end, count), end
         end = max(start + 1, end - (count - chunk_tokens))
+
+
+def chunk_documents(
+    texts: Sequence[str],
+    tokenizer: Any,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[Chunk]]:
+    """`chunk_text` for each text, one list per text in the same order (the store's add_corpus shape)."""
+    out: list[list[Chunk]] = []
+    for i, text in enumerate(texts, start=1):
+        out.append(chunk_text(text, tokenizer, chunk_tokens, overlap_tokens))
+        if progress is not None:
+            progress(i, len(texts))
+    return out

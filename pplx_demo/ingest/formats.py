@@ -218,13 +218,12 @@ def _load_data(name: str, data: bytes, budget: _Budget, report: IngestReport, in
 def _accept(name: str, docs: list[Document], budget: _Budget, report: IngestReport) -> None:
     """Apply the per-document character limit and the document count limit."""
     limit = budget.settings.max_chars_per_document
-    kept = 0
     dropped_for_count = 0
     for doc in docs:
         if len(doc.text) > limit:
             report.rejected.append(
                 Rejection(
-                    doc.uri if doc.uri != name else name,
+                    doc.uri,
                     f"text is {len(doc.text):,} characters; the limit is {limit:,} per document "
                     "(PPLX_DEMO_MAX_CHARS_PER_DOCUMENT); split the file",
                 )
@@ -236,7 +235,6 @@ def _accept(name: str, docs: list[Document], budget: _Budget, report: IngestRepo
         budget.documents_left -= 1
         doc.metadata.setdefault("source", name)
         report.documents.append(doc)
-        kept += 1
     if dropped_for_count:
         report.rejected.append(
             Rejection(
@@ -312,6 +310,8 @@ def _check_textual(text: str) -> str:
     sample = text[:200_000]
     if not sample:
         return text
+    if "\x00" in sample:  # decoded text never holds NUL; binary files nearly always do
+        raise UnusableInput("looks like binary data, not text (NUL bytes); is the file extension right?")
     controls = sum(
         1 for ch in sample if ch not in "\t\n\r\f\v" and unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn")
     )
@@ -320,7 +320,7 @@ def _check_textual(text: str) -> str:
             f"looks like binary data, not text ({controls / len(sample):.0%} control characters); "
             "is the file extension right?"
         )
-    return text.replace("\x00", "")
+    return text
 
 
 # ---------------------------------------------------------------- parsers
