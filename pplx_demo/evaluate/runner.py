@@ -1,0 +1,473 @@
+"""Evaluate many index configurations from ONE set of cached float embeddings.
+
+A dataset's documents (optionally chunked) and its queries are stored as two corpora in the
+`Store`, so `Store.embeddings` embeds each text once per (model, variant) and every later run is a
+cache hit. Each `IndexConfig` is then built from those float vectors, the queries are searched, and
+chunk hits become document scores ("max_chunk": a document scores its best chunk), so chunking
+and late chunking are compared on document-level qrels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from pplx_demo.documents import Chunk, Document
+from pplx_demo.errors import DemoError
+from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
+from pplx_demo.evaluate.datasets import RetrievalDataset
+from pplx_demo.evaluate.metrics import METRICS, evaluate_run, retention
+from pplx_demo.index import IndexConfig, QuantizedIndex
+from pplx_demo.store import Store
+
+Progress = Callable[[int, int], None]
+Run = dict[str, dict[str, float]]
+
+DOC_SCORINGS = ("max_chunk",)
+EVAL_PREFIX = "[eval] "
+DEPTH = 100  # documents ranked per query (Recall@100 needs 100)
+_QUERY_BATCH = 256  # queries searched per call (bounds the (queries x candidates) arrays)
+REFERENCE = IndexConfig("float32", "plain", None)
+
+
+@dataclass
+class EvalConfigResult:
+    """Quality, cost and speed of one configuration on one dataset."""
+
+    label: str
+    model_key: str
+    model_name: str
+    variant: str
+    config: IndexConfig  # int8 scheme resolved for the model
+    metrics: dict[str, float]  # METRICS -> 0..1
+    pct_of_float32: dict[str, float]  # METRICS -> % of the full-size float32 result, same model and variant
+    bytes_per_vector: int  # measured bytes the index holds per vector
+    search_ms: float  # mean per query, queries searched in batches
+
+
+@dataclass
+class EvalReport:
+    """Every configuration's result on one dataset, the BM25 baseline, and what had to be embedded."""
+
+    dataset: str
+    model_key: str
+    model_name: str
+    variant: str
+    results: list[EvalConfigResult]
+    bm25: dict[str, float] | None
+    embedded_now: int  # texts embedded by this run (0 when everything came from the cache)
+    n_documents: int = 0
+    n_chunks: int = 0
+    n_queries: int = 0
+    chunking: tuple[int, int] | None = None  # (chunk_tokens, overlap_tokens); None = whole documents
+    doc_scoring: str = "max_chunk"
+    bm25_setup: str = ""
+    language: str | None = None
+    embed_s: float = 0.0
+
+    def result(self, label: str) -> EvalConfigResult:
+        """The result with this label; DemoError if absent."""
+        for r in self.results:
+            if r.label == label:
+                return r
+        raise DemoError(f"no configuration labelled {label!r} in this report")
+
+    def pareto(self, metric: str = "ndcg@10") -> list[EvalConfigResult]:
+        """Results on the bytes-per-vector vs `metric` Pareto frontier, cheapest first."""
+        points = [(r.bytes_per_vector, r.metrics[metric]) for r in self.results]
+        return [self.results[i] for i in pareto_frontier(points)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (configs as dicts, metrics as 0..1 floats)."""
+        data = asdict(self)
+        data["chunking"] = list(self.chunking) if self.chunking else None
+        return data
+
+
+def pareto_frontier(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (cost, quality) points no other point beats (cost <=, quality >=), by cost.
+
+    Equal points keep the first; NaN qualities are never on the frontier.
+    """
+    order = sorted((i for i, (c, q) in enumerate(points) if not math.isnan(q)),
+                   key=lambda i: (points[i][0], -points[i][1], i))
+    frontier: list[int] = []
+    best = -math.inf
+    for i in order:
+        if points[i][1] > best:
+            frontier.append(i)
+            best = points[i][1]
+    return frontier
+
+
+# --------------------------------------------------------------------------- storing the dataset
+
+
+def _fingerprint(parts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:12]
+
+
+def _whole_chunk(text: str, tokens: int) -> list[Chunk]:
+    return [Chunk(order=0, text=text, char_start=0, char_end=len(text), token_count=tokens)] if text.strip() else []
+
+
+def _ensure_corpus(store: Store, name: str, owner: str | None, build: Callable[[], tuple[list[Document], list[list[Chunk]]]],
+                   chunking: dict | None) -> int:
+    """The id of the stored corpus with this (content-derived) name, storing it first if needed."""
+    info = store.find_corpus(name, owner)
+    if info is not None:
+        return info.id
+    documents, chunks = build()
+    try:
+        return store.add_corpus(name, documents, chunks, owner=owner, chunking=chunking, source="evaluation")
+    except DemoError:
+        info = store.find_corpus(name, owner)  # another thread stored the same content first
+        if info is None:
+            raise
+        return info.id
+
+
+def store_dataset(store: Store, dataset: RetrievalDataset, encoder: Any, chunking: tuple[int, int] | None,
+                  owner: str | None = None) -> tuple[int, int]:
+    """(documents corpus id, queries corpus id) for `dataset` chunked this way, stored once.
+
+    Names carry a hash of the content and chunking, so an identical later run finds them.
+    """
+    from pplx_demo.ingest.chunking import chunk_text
+
+    doc_ids = list(dataset.corpus)
+    texts = [dataset.document_text(d) for d in doc_ids]
+    chunk_label = "whole documents" if chunking is None else f"chunks {chunking[0]}/{chunking[1]}"
+    tok_name = type(encoder.tokenizer).__name__ + str(len(encoder.tokenizer))
+    fp = _fingerprint([*doc_ids, *texts, chunk_label, tok_name if chunking else ""])
+
+    def build_docs() -> tuple[list[Document], list[list[Chunk]]]:
+        documents = [Document(uri=f"eval:{d}", title=dataset.corpus[d][0], text=t, external_id=d,
+                              metadata={"lang": dataset.language} if dataset.language else {})
+                     for d, t in zip(doc_ids, texts)]
+        if chunking is None:
+            counts = encoder.count_tokens(texts)
+            return documents, [_whole_chunk(t, n) for t, n in zip(texts, counts)]
+        return documents, [chunk_text(t, encoder.tokenizer, chunking[0], chunking[1]) for t in texts]
+
+    corpus_id = _ensure_corpus(store, f"{EVAL_PREFIX}{dataset.name} · {chunk_label} · {fp}", owner, build_docs,
+                               {"chunk_tokens": chunking[0], "overlap_tokens": chunking[1]} if chunking else None)
+
+    query_ids = list(dataset.queries)
+    qtexts = [dataset.queries[q] for q in query_ids]
+    qfp = _fingerprint([*query_ids, *qtexts])
+
+    def build_queries() -> tuple[list[Document], list[list[Chunk]]]:
+        counts = encoder.count_tokens(qtexts)
+        documents = [Document(uri=f"eval-query:{q}", title="", text=t, external_id=q,
+                              metadata={"lang": dataset.query_language or dataset.language}
+                              if (dataset.query_language or dataset.language) else {})
+                     for q, t in zip(query_ids, qtexts)]
+        return documents, [_whole_chunk(t, n) for t, n in zip(qtexts, counts)]
+
+    queries_id = _ensure_corpus(store, f"{EVAL_PREFIX}{dataset.name} · queries · {qfp}", owner, build_queries, None)
+    return corpus_id, queries_id
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def doc_level_run(hit_rows: np.ndarray, hit_scores: np.ndarray, row_doc: np.ndarray, doc_names: Sequence[str],
+                  query_names: Sequence[str], depth: int = DEPTH) -> Run:
+    """Chunk hits (q, k) -> per query the top `depth` documents scored by their best chunk."""
+    run: Run = {}
+    for qi, qname in enumerate(query_names):
+        rows = hit_rows[qi]
+        valid = rows >= 0
+        docs = row_doc[rows[valid]]
+        scores = hit_scores[qi][valid]
+        # Hits are best first, so a document's first appearance is its best chunk.
+        _, first = np.unique(docs, return_index=True)
+        first.sort()
+        first = first[:depth]
+        run[qname] = {doc_names[docs[j]]: float(scores[j]) for j in first}
+    return run
+
+
+def _search_all(index: QuantizedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    ids, scores, seconds = [], [], 0.0
+    for start in range(0, queries.shape[0], _QUERY_BATCH):
+        t0 = time.perf_counter()
+        hits = index.search(queries[start:start + _QUERY_BATCH], k)
+        seconds += time.perf_counter() - t0
+        ids.append(hits.ids)
+        scores.append(hits.scores)
+    return np.concatenate(ids), np.concatenate(scores), seconds
+
+
+def _normalise_configs(configs: Sequence[IndexConfig], full_dim: int, native: str) -> list[IndexConfig]:
+    out: list[IndexConfig] = []
+    for c in configs:
+        c = replace(c, dim=None) if c.dim is not None and c.dim >= full_dim else c
+        c = c.resolved(native)  # type: ignore[arg-type]
+        if c not in out:
+            out.append(c)
+    return out
+
+
+@dataclass
+class _Vectors:
+    """Float vectors of one dataset for one encoder, with row -> document / query names."""
+
+    chunk_vectors: np.ndarray
+    row_doc: np.ndarray  # row -> document number
+    doc_names: list[str]
+    query_vectors: np.ndarray
+    query_names: list[str]
+    max_chunks_per_doc: int
+    embedded_now: int
+    n_chunks: int
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progress: Progress | None) -> _Vectors:
+    t0 = time.perf_counter()
+    table = store.chunk_table(corpus_id)
+    qtable = store.chunk_table(queries_id)
+    total = len(table) + len(qtable)
+
+    def corpus_progress(done: int, n: int) -> None:
+        if progress is not None:
+            progress(min(done, len(table)), total)
+
+    def query_progress(done: int, n: int) -> None:
+        if progress is not None:
+            progress(len(table) + min(done, len(qtable)), total)
+
+    matrix = store.embeddings(corpus_id, encoder, progress=corpus_progress)
+    qmatrix = store.embeddings(queries_id, encoder, progress=query_progress)
+    if not np.array_equal(matrix.chunk_ids, table.chunk_ids) or not np.array_equal(qmatrix.chunk_ids, qtable.chunk_ids):
+        raise DemoError("the evaluation corpus changed while it was being read; please retry")
+    names = [x if x is not None else str(d) for x, d in zip(table.external_ids, table.document_ids)]
+    doc_index: dict[str, int] = {}
+    row_doc = np.fromiter((doc_index.setdefault(n, len(doc_index)) for n in names), dtype=np.int64, count=len(names))
+    counts = np.bincount(row_doc) if len(row_doc) else np.zeros(1, dtype=np.int64)
+    qnames = [x if x is not None else str(d) for x, d in zip(qtable.external_ids, qtable.document_ids)]
+    if progress is not None:
+        progress(total, total)
+    return _Vectors(chunk_vectors=matrix.vectors, row_doc=row_doc, doc_names=list(doc_index),
+                    query_vectors=qmatrix.vectors, query_names=qnames, max_chunks_per_doc=int(counts.max()),
+                    embedded_now=matrix.embedded_now + qmatrix.embedded_now, n_chunks=len(table),
+                    seconds=time.perf_counter() - t0)
+
+
+def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: Any,
+                      configs: Sequence[IndexConfig]) -> list[EvalConfigResult]:
+    if vec.n_chunks == 0:
+        raise DemoError("the evaluation corpus has no text to search")
+    full_dim = int(encoder.dim)
+    resolved = _normalise_configs(configs, full_dim, getattr(encoder, "int8_scheme", "tanh"))
+    reference = REFERENCE.resolved(getattr(encoder, "int8_scheme", "tanh"))
+    # Exact at document level: the d-th best document's best chunk is within the top d * max_chunks.
+    k = min(vec.n_chunks, DEPTH * vec.max_chunks_per_doc)
+    # Queries without text (zero vectors) stay in the qrels and score 0.
+    results: dict[IndexConfig, tuple[dict[str, float], int, float]] = {}
+    for config in ([reference] if reference not in resolved else []) + resolved:
+        index = QuantizedIndex.build(vec.chunk_vectors, config)
+        rows, scores, seconds = _search_all(index, vec.query_vectors, k)
+        run = doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names)
+        ms = 1e3 * seconds / max(1, len(vec.query_names))
+        results[config] = (evaluate_run(run, qrels), index.bytes_per_vector, ms)
+    ref_metrics = results[reference][0]
+    name = str(encoder.name)
+    variant = str(encoder.variant)
+    out = []
+    for config in resolved:
+        metrics, nbytes, ms = results[config]
+        label = config.label if variant == "standard" else f"{config.label} · late chunking"
+        out.append(EvalConfigResult(label=label, model_key=str(encoder.model_key), model_name=name, variant=variant,
+                                    config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
+                                    bytes_per_vector=nbytes, search_ms=ms))
+    return out
+
+
+def _load_encoder(model_key: str, variant: str | None) -> Any:
+    from pplx_demo.models import get_encoder
+
+    return get_encoder(model_key, variant)
+
+
+def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, variant: str | None,
+                   configs: list[IndexConfig], *, doc_scoring: str = "max_chunk",
+                   chunking: tuple[int, int] | None = None, progress: Progress | None = None,
+                   bm25: bool = True, owner: str | None = None,
+                   encoder_loader: Callable[[str, str | None], Any] | None = None) -> EvalReport:
+    """Score every configuration on `dataset` from one set of cached float embeddings.
+
+    `chunking` = (chunk_tokens, overlap_tokens) or None (each document one input, truncated by the
+    model as MTEB does). Documents score their best chunk. `bm25` adds the bm25s baseline.
+    """
+    if doc_scoring not in DOC_SCORINGS:
+        raise DemoError(f"unknown document scoring {doc_scoring!r}: use one of {', '.join(DOC_SCORINGS)}")
+    if not configs:
+        raise DemoError("choose at least one configuration to evaluate")
+    if not dataset.corpus or not dataset.queries:
+        raise DemoError(f"dataset {dataset.name} needs documents and queries")
+    if not dataset.judged_queries():
+        raise DemoError(f"dataset {dataset.name} has no query with a relevant document; check the qrels ids")
+    if chunking is not None:
+        chunking = (int(chunking[0]), int(chunking[1]))
+    encoder = (encoder_loader or _load_encoder)(model_key, variant)
+    corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
+    vec = _vectors(store, corpus_id, queries_id, encoder, progress)
+    results = _evaluate_configs(vec, dataset.qrels, encoder, configs)
+    setup = bm25_setup(dataset.language)
+    return EvalReport(dataset=dataset.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
+                      variant=str(encoder.variant), results=results,
+                      bm25=evaluate_run(bm25_run(dataset), dataset.qrels) if bm25 else None,
+                      embedded_now=vec.embedded_now, n_documents=len(dataset.corpus), n_chunks=vec.n_chunks,
+                      n_queries=len(dataset.queries), chunking=chunking, doc_scoring=doc_scoring,
+                      bm25_setup=setup.describe() if bm25 else "", language=dataset.language, embed_s=vec.seconds)
+
+
+def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str], qrels: dict[str, dict[str, int]],
+                          model_key: str, variant: str | None, configs: list[IndexConfig], *,
+                          progress: Progress | None = None, owner: str | None = None,
+                          encoder_loader: Callable[[str, str | None], Any] | None = None) -> EvalReport:
+    """Evaluate a corpus already in the store with uploaded queries and qrels.
+
+    Qrels name documents by their source id (`external_id`: BEIR `_id`, file name...) or, failing
+    that, their uri; chunks are the corpus' own.
+    """
+    info = store.check_access(corpus_id, owner)
+    if not configs:
+        raise DemoError("choose at least one configuration to evaluate")
+    table = store.chunk_table(corpus_id)
+    known = {x for x in table.external_ids if x is not None} | set(table.uris)
+    judged = {q: j for q, j in qrels.items() if q in queries}
+    if not judged:
+        raise DemoError("none of the qrels' query ids is in the queries file")
+    named = {d for j in judged.values() for d in j}
+    if not named & known:
+        raise DemoError(f"none of the {len(named)} document ids in the qrels matches a document of corpus "
+                        f"{info.name!r} (ids are compared with the documents' source ids or uris)")
+    encoder = (encoder_loader or _load_encoder)(model_key, variant)
+    qds = RetrievalDataset(name=f"{info.name} queries", corpus={}, queries=queries, qrels=judged)
+    query_ids = list(queries)
+    qtexts = [queries[q] for q in query_ids]
+    qfp = _fingerprint([*query_ids, *qtexts])
+
+    def build_queries() -> tuple[list[Document], list[list[Chunk]]]:
+        counts = encoder.count_tokens(qtexts)
+        return ([Document(uri=f"eval-query:{q}", title="", text=t, external_id=q) for q, t in zip(query_ids, qtexts)],
+                [_whole_chunk(t, n) for t, n in zip(qtexts, counts)])
+
+    queries_id = _ensure_corpus(store, f"{EVAL_PREFIX}{qds.name} · {qfp}", owner, build_queries, None)
+    vec = _vectors(store, corpus_id, queries_id, encoder, progress)
+    # Name documents by external id, else uri, so qrels can use either.
+    vec.doc_names = _corpus_doc_names(table, vec.doc_names)
+    results = _evaluate_configs(vec, judged, encoder, configs)
+    return EvalReport(dataset=info.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
+                      variant=str(encoder.variant), results=results, bm25=None, embedded_now=vec.embedded_now,
+                      n_documents=info.n_documents, n_chunks=vec.n_chunks, n_queries=len(judged),
+                      chunking=_chunking_of(info.chunking), language=info.languages[0] if len(info.languages) == 1 else None,
+                      embed_s=vec.seconds)
+
+
+def _corpus_doc_names(table: Any, names: list[str]) -> list[str]:
+    by_doc_id = {}
+    for ext, uri, doc_id in zip(table.external_ids, table.uris, table.document_ids):
+        by_doc_id[str(doc_id)] = ext if ext is not None else uri
+    return [by_doc_id.get(n, n) for n in names]
+
+
+def _chunking_of(settings: dict | None) -> tuple[int, int] | None:
+    if not settings:
+        return None
+    try:
+        return int(settings["chunk_tokens"]), int(settings.get("overlap_tokens", 0))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, configs: list[IndexConfig], *,
+                     chunking: tuple[int, int], progress: Progress | None = None, bm25: bool = True,
+                     owner: str | None = None) -> tuple[EvalReport, EvalReport]:
+    """Independent chunks vs late chunking on the same corpus and the same chunks."""
+    standard_key, contextual_key = variant_keys(model_key)
+    standard = run_evaluation(store, dataset, standard_key, "standard", configs, chunking=chunking,
+                              progress=progress, bm25=bm25, owner=owner)
+    contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, chunking=chunking,
+                                progress=progress, bm25=False, owner=owner)
+    contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
+    return standard, contextual
+
+
+def variant_keys(model_key: str) -> tuple[str, str]:
+    """(standard key, contextual key): pplx-embed sizes come as two models, other encoders as two variants."""
+    from pplx_demo.models.registry import MODELS, pplx_key
+
+    spec = MODELS.get(model_key)
+    if spec is not None and spec.is_pplx:
+        return pplx_key(spec.size_label, "standard"), pplx_key(spec.size_label, "contextual")
+    return model_key, model_key
+
+
+# --------------------------------------------------------------------------- reports as text / JSON
+
+
+def report_rows(report: EvalReport) -> list[dict[str, Any]]:
+    """One flat row per configuration (and BM25): the numbers the CLI table and JSON show (x100)."""
+    rows = []
+    for r in report.results:
+        rows.append({"configuration": r.label, "model": r.model_name, "variant": r.variant,
+                     **{m: round(100 * r.metrics[m], 2) for m in METRICS},
+                     "ndcg@10 % of float32": round(r.pct_of_float32["ndcg@10"], 1),
+                     "bytes_per_vector": r.bytes_per_vector, "search_ms": round(r.search_ms, 3)})
+    if report.bm25 is not None:
+        rows.append({"configuration": "BM25", "model": report.bm25_setup, "variant": "",
+                     **{m: round(100 * report.bm25[m], 2) for m in METRICS},
+                     "ndcg@10 % of float32": None, "bytes_per_vector": None, "search_ms": None})
+    return rows
+
+
+def report_json(report: EvalReport) -> str:
+    """The report as JSON: dataset facts plus per configuration ndcg@10, recall@10, recall@100,
+    mrr@10 (0..1), % of float32, bytes_per_vector and search_ms; BM25 alongside."""
+    data = {
+        "dataset": report.dataset, "model_key": report.model_key, "model_name": report.model_name,
+        "variant": report.variant, "n_documents": report.n_documents, "n_chunks": report.n_chunks,
+        "n_queries": report.n_queries, "chunking": list(report.chunking) if report.chunking else None,
+        "doc_scoring": report.doc_scoring, "embedded_now": report.embedded_now,
+        "configurations": [
+            {"label": r.label, "precision": r.config.precision, "mode": r.config.mode, "dim": r.config.dim,
+             "int8_scheme": r.config.int8_scheme, "rescore_multiplier": r.config.rescore_multiplier
+             if r.config.mode == "rescore" else None, **r.metrics,
+             "pct_of_float32": r.pct_of_float32, "bytes_per_vector": r.bytes_per_vector, "search_ms": r.search_ms}
+            for r in report.results],
+        "bm25": ({**report.bm25, "setup": report.bm25_setup} if report.bm25 is not None else None),
+    }
+    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def json_safe(obj: Any) -> Any:
+    """Copy of `obj` with NaN / infinite floats replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def is_eval_corpus(name: str) -> bool:
+    """True for the corpora evaluation runs store (lists of user corpora may hide them)."""
+    return name.startswith(EVAL_PREFIX)
