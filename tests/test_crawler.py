@@ -314,3 +314,32 @@ def test_url_normalisation():
     assert normalise_url("javascript:alert(1)", "http://h.test/") is None
     assert normalise_url("http://[::1]:8080/p") == "http://[::1]:8080/p"
     assert normalise_url("http://bücher.example/") == "http://xn--bcher-kva.example/"
+
+
+def test_each_connection_resolves_once_and_dials_the_validated_ip(site, monkeypatch):
+    """DNS rebinding cannot swap the address: the name is looked up once per connection and the
+    socket is opened to the literal IP that passed the check."""
+    import ipaddress
+    import socket
+
+    lookups: list[str] = []
+    dialled: list[str] = []
+    real_getaddrinfo, real_create_connection = socket.getaddrinfo, socket.create_connection
+
+    def spy_getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def spy_create_connection(address, *args, **kwargs):
+        dialled.append(address[0])
+        return real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy_getaddrinfo)
+    monkeypatch.setattr(socket, "create_connection", spy_create_connection)
+    port = site.rsplit(":", 1)[1]
+    report = crawl([f"http://localhost:{port}/a.html"],
+                   _options(max_depth=0, private_allowlist=("127.0.0.0/8", "::1/128")))
+    assert [d.title for d in report.documents] == ["Page A"]
+    assert dialled and all(ipaddress.ip_address(h) for h in dialled)  # only literal IPs are dialled
+    # At most one name lookup per connection (several dials when an address family refuses).
+    assert 1 <= lookups.count("localhost") <= len(dialled)
