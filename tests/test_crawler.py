@@ -243,10 +243,10 @@ def test_time_limit(site):
 
 
 def test_politeness_delay_spaces_requests(site):
-    _Handler.requests.clear()
     began = time.monotonic()
-    crawl([site + "/a.html"], _options(delay_s=0.25, concurrency=2))  # fetches /a.html then /
-    assert time.monotonic() - began >= 0.25
+    report = crawl([site + "/a.html"], _options(delay_s=0.4, concurrency=2, max_depth=1))
+    assert report.fetched == [site + "/a.html", site + "/"]  # two pages: one pause between them
+    assert 0.4 <= time.monotonic() - began < 2.0
 
 
 def test_cancel_raises_cancelled(site):
@@ -343,3 +343,25 @@ def test_each_connection_resolves_once_and_dials_the_validated_ip(site, monkeypa
     assert dialled and all(ipaddress.ip_address(h) for h in dialled)  # only literal IPs are dialled
     # At most one name lookup per connection (several dials when an address family refuses).
     assert 1 <= lookups.count("localhost") <= len(dialled)
+
+
+class _ClosedSiteHandler(_Handler):
+    """robots.txt answers 503: RFC 9309 says the whole site is off limits for now."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/robots.txt":
+            self._send(503, {"Content-Type": "text/plain"}, b"busy")
+        else:
+            super().do_GET()
+
+
+def test_robots_server_error_closes_the_site():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosedSiteHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.html"
+        report = crawl([url], _options())
+        assert not report.documents and "HTTP 503" in _reason(report.skipped, url)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -304,11 +304,11 @@ class _Page:
     links: list[str] = field(default_factory=list)
     skipped: str | None = None
     failed: str | None = None
-    extra_skipped: list[tuple[str, str]] = field(default_factory=list)
-    bytes_read: int = 0
 
 
 class _Crawler:
+    """State shared by the workers of one crawl: client, robots.txt cache, politeness clock, byte count."""
+
     def __init__(self, start_urls: list[str], options: CrawlOptions, cancel: threading.Event) -> None:
         self.seen: set[str] = set(start_urls)  # queued or fetched; only the coordinator adds to it
         self.options = options
@@ -390,8 +390,8 @@ class _Crawler:
         parser = RobotFileParser(url)
         if 400 <= status < 500:
             return None  # RFC 9309: no robots.txt, everything allowed
-        if status >= 500 or status != 200:
-            # RFC 9309: a server error on robots.txt means the whole site is disallowed for now.
+        if status != 200:
+            # RFC 9309: a server error (5xx, or no usable answer) means the whole site is off limits.
             parser.disallow_all = True
             parser.server_status = status  # type: ignore[attr-defined]
             return parser
@@ -503,10 +503,9 @@ class _Crawler:
                         page.skipped = f"unsupported content type {response.headers.get('content-type', '?')!r}"
                         return page
                     body = self._read_limited(response, self.options.max_page_bytes, count_total=True)
-                    page.bytes_read = len(body)
                     charset = response.charset_encoding
-                    self._parse(page, kind, body, charset, depth)
-                    return page
+                    break
+            self._parse(page, kind, body, charset, depth)  # after the connection went back to the pool
         except Cancelled:
             raise
         except BlockedAddress as exc:
@@ -519,8 +518,10 @@ class _Crawler:
             page.failed = str(exc)
         except httpx.TimeoutException:
             page.failed = f"timed out (limit {self.options.timeout_s:g} s)"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             page.failed = _describe(exc)
+        except Exception as exc:  # noqa: BLE001 - hostile content must fail one page, not the crawl
+            page.failed = f"could not be processed ({_describe(exc)})"
         return page
 
     def _parse(self, page: _Page, kind: str, body: bytes, charset: str | None, depth: int) -> None:
