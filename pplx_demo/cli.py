@@ -394,6 +394,12 @@ def add_search_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_cmd_search)
 
 
+def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from pplx_demo.evaluate.cli import add_eval_parser as add  # noqa: PLC0415 - lives with the evaluation code
+
+    add(sub, common)
+
+
 # The subcommands, in --help order. Another module adds one by appending its add_*_parser here.
 COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_ingest_parser,
@@ -402,6 +408,7 @@ COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_corpora_parser,
     add_embed_parser,
     add_search_parser,
+    add_eval_parser,
 ]
 
 

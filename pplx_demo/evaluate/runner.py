@@ -307,12 +307,13 @@ def _load_encoder(model_key: str, variant: str | None) -> Any:
 def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, variant: str | None,
                    configs: list[IndexConfig], *, doc_scoring: str = "max_chunk",
                    chunking: tuple[int, int] | None = None, progress: Progress | None = None,
-                   bm25: bool = True, owner: str | None = None,
+                   bm25: bool = True, bm25_language: str | None = None, owner: str | None = None,
                    encoder_loader: Callable[[str, str | None], Any] | None = None) -> EvalReport:
     """Score every configuration on `dataset` from one set of cached float embeddings.
 
     `chunking` = (chunk_tokens, overlap_tokens) or None (each document one input, truncated by the
-    model as MTEB does). Documents score their best chunk. `bm25` adds the bm25s baseline.
+    model as MTEB does). Documents score their best chunk. `bm25` adds the bm25s baseline, stemmed
+    for `bm25_language` (default: the corpus language; "en" is MTEB's setting for every language).
     """
     if doc_scoring not in DOC_SCORINGS:
         raise DemoError(f"unknown document scoring {doc_scoring!r}: use one of {', '.join(DOC_SCORINGS)}")
@@ -328,10 +329,10 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
     corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
     vec = _vectors(store, corpus_id, queries_id, encoder, progress)
     results = _evaluate_configs(vec, dataset.qrels, encoder, configs)
-    setup = bm25_setup(dataset.language)
+    setup = bm25_setup(bm25_language or dataset.language)
     return EvalReport(dataset=dataset.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
                       variant=str(encoder.variant), results=results,
-                      bm25=evaluate_run(bm25_run(dataset), dataset.qrels) if bm25 else None,
+                      bm25=evaluate_run(bm25_run(dataset, language=setup.language), dataset.qrels) if bm25 else None,
                       embedded_now=vec.embedded_now, n_documents=len(dataset.corpus), n_chunks=vec.n_chunks,
                       n_queries=len(dataset.queries), chunking=chunking, doc_scoring=doc_scoring,
                       bm25_setup=setup.describe() if bm25 else "", language=dataset.language, embed_s=vec.seconds)
@@ -399,11 +400,11 @@ def _chunking_of(settings: dict | None) -> tuple[int, int] | None:
 
 def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, configs: list[IndexConfig], *,
                      chunking: tuple[int, int], progress: Progress | None = None, bm25: bool = True,
-                     owner: str | None = None) -> tuple[EvalReport, EvalReport]:
+                     bm25_language: str | None = None, owner: str | None = None) -> tuple[EvalReport, EvalReport]:
     """Independent chunks vs late chunking on the same corpus and the same chunks."""
     standard_key, contextual_key = variant_keys(model_key)
     standard = run_evaluation(store, dataset, standard_key, "standard", configs, chunking=chunking,
-                              progress=progress, bm25=bm25, owner=owner)
+                              progress=progress, bm25=bm25, bm25_language=bm25_language, owner=owner)
     contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, chunking=chunking,
                                 progress=progress, bm25=False, owner=owner)
     contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
