@@ -1,0 +1,239 @@
+"""Side-by-side search: one query against several index configurations of one corpus.
+
+Every response carries the float32 full-size baseline's ranks, so each column shows how much a
+configuration changed the ranking (overlap@k, Spearman correlation over the shared chunks), next
+to its per-stage timings and its measured storage. Indexes are built once per (corpus revision,
+model, variant, configuration) and kept in a bounded LRU cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from pplx_demo.errors import DemoError
+from pplx_demo.index import IndexConfig, QuantizedIndex, SearchHits
+from pplx_demo.storage import StorageReport, storage_report
+from pplx_demo.store import EmbeddingMatrix, Store
+
+BASELINE = IndexConfig("float32", "plain", None)
+MAX_K = 1000
+
+
+@dataclass
+class Hit:
+    """One ranked chunk. `baseline_rank`: its rank in the float32 full-size top-k (None = absent)."""
+
+    rank: int  # 1-based
+    chunk_id: int
+    score: float
+    text: str
+    title: str
+    uri: str
+    document_id: int
+    baseline_rank: int | None
+
+
+@dataclass
+class ColumnResult:
+    """One configuration's answer to the query."""
+
+    config: IndexConfig  # with the int8 scheme resolved for the model
+    label: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]  # embed_query, search, rescore, fetch_text, total (+ build when built now)
+    overlap_at_k: float  # |top-k ∩ baseline top-k| / k
+    rank_correlation: float | None  # Spearman over the chunks both top-k lists share (None: < 2 shared)
+    storage: StorageReport
+
+
+@dataclass
+class SearchResponse:
+    """Every column for one query. `model_name` is the encoder's true display name."""
+
+    query: str
+    corpus_id: int
+    model_name: str
+    model_key: str
+    variant: str
+    k: int
+    columns: list[ColumnResult]
+    embedded_now: int = 0  # corpus chunks this call had to embed first (0 once cached)
+
+
+def overlap_at_k(ids: Sequence[int], baseline: Sequence[int], k: int) -> float:
+    """Share of the baseline's top-k (up to k items) also in `ids`' top-k."""
+    if k <= 0:
+        return 0.0
+    return len(set(list(ids)[:k]) & set(list(baseline)[:k])) / float(min(k, max(len(baseline), 1)))
+
+
+def spearman_shared(ids: Sequence[int], baseline: Sequence[int]) -> float | None:
+    """Spearman's rho between two rankings over the items both contain (None if fewer than 2)."""
+    pos = {x: i for i, x in enumerate(baseline)}
+    shared = [x for x in ids if x in pos]
+    m = len(shared)
+    if m < 2:
+        return None
+    # Ranks 0..m-1 in `ids` order against the same items re-ranked by baseline position.
+    base_rank = np.argsort(np.argsort([pos[x] for x in shared], kind="stable"), kind="stable")
+    d = base_rank - np.arange(m)
+    return float(1.0 - 6.0 * float((d * d).sum()) / (m * (m * m - 1)))
+
+
+def _default_loader(model_key: str, variant: str) -> Any:
+    from pplx_demo.models import get_encoder
+
+    return get_encoder(model_key, variant)
+
+
+class SearchService:
+    """Runs one query over several configurations of a corpus; safe to share between threads."""
+
+    def __init__(self, store: Store, encoder_loader: Callable[[str, str], Any] | None = None, *,
+                 max_cached_indexes: int = 32, max_cached_bytes: int = 2 << 30) -> None:
+        self.store = store
+        self.encoder_loader = encoder_loader or _default_loader
+        self.max_cached_indexes = max_cached_indexes
+        self.max_cached_bytes = max_cached_bytes
+        self._indexes: OrderedDict[tuple, QuantizedIndex] = OrderedDict()
+        self._matrices: OrderedDict[tuple, EmbeddingMatrix] = OrderedDict()
+        self._lock = threading.RLock()  # guards the caches
+        self._build_lock = threading.Lock()  # one build at a time: builds are memory-heavy
+
+    # -- caches ---------------------------------------------------------------------------------
+
+    def embeddings(self, corpus_id: int, encoder: Any) -> EmbeddingMatrix:
+        """The corpus' vectors for this encoder (from memory, else the store's cache, else embedded)."""
+        return self._embeddings(corpus_id, encoder)[0]
+
+    def _embeddings(self, corpus_id: int, encoder: Any) -> tuple[EmbeddingMatrix, bool]:
+        revision = self.store.get_corpus(corpus_id).revision
+        key = (int(corpus_id), revision, str(encoder.model_key), str(encoder.variant))
+        with self._lock:
+            if key in self._matrices:
+                self._matrices.move_to_end(key)
+                return self._matrices[key], False
+        with self._build_lock:
+            with self._lock:
+                if key in self._matrices:
+                    return self._matrices[key], False
+            matrix = self.store.embeddings(corpus_id, encoder)
+            with self._lock:
+                self._matrices[key] = matrix
+                while len(self._matrices) > 4:
+                    self._matrices.popitem(last=False)
+        return matrix, True
+
+    def index(self, corpus_id: int, encoder: Any, config: IndexConfig,
+              matrix: EmbeddingMatrix | None = None) -> tuple[QuantizedIndex, EmbeddingMatrix, bool]:
+        """(index, matrix, built_now) for a config already resolved for this encoder.
+
+        Pass `matrix` to build from a given version of the corpus (one response, one version).
+        """
+        if matrix is None:
+            matrix, _ = self._embeddings(corpus_id, encoder)
+        key = (int(corpus_id), *matrix.version, config)
+        with self._lock:
+            if key in self._indexes:
+                self._indexes.move_to_end(key)
+                return self._indexes[key], matrix, False
+        with self._build_lock:
+            with self._lock:
+                if key in self._indexes:
+                    return self._indexes[key], matrix, False
+            index = QuantizedIndex.build(matrix.vectors, config)
+            with self._lock:
+                self._indexes[key] = index
+                self._evict()
+        return index, matrix, True
+
+    def _evict(self) -> None:
+        total = sum(ix.nbytes for ix in self._indexes.values())
+        while len(self._indexes) > 1 and (len(self._indexes) > self.max_cached_indexes or total > self.max_cached_bytes):
+            _, old = self._indexes.popitem(last=False)
+            total -= old.nbytes
+
+    def forget(self, corpus_id: int | None = None) -> None:
+        """Drop cached indexes and vectors (of one corpus, or all), e.g. after it was deleted."""
+        with self._lock:
+            for cache in (self._indexes, self._matrices):
+                for key in [k for k in cache if corpus_id is None or k[0] == corpus_id]:
+                    del cache[key]
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def search(self, corpus_id: int, model_key: str, variant: str, configs: list[IndexConfig], query: str,
+               k: int = 10) -> SearchResponse:
+        """Rank the corpus' chunks for `query` under every config, each compared with float32."""
+        if not isinstance(query, str) or not query.strip():
+            raise DemoError("type a query first: the search text is empty")
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+            raise DemoError(f"top-k must be a whole number between 1 and {MAX_K}, got {k!r}")
+        if not configs:
+            raise DemoError("choose at least one configuration to search with")
+        corpus = self.store.get_corpus(corpus_id)
+        if corpus.n_chunks == 0:
+            raise DemoError(f"corpus {corpus.name!r} has no chunks to search")
+        encoder = self.encoder_loader(model_key, variant)
+        native = getattr(encoder, "int8_scheme", "tanh")
+        full = int(encoder.dim)
+        # A Matryoshka size at or above the model's size is the full size: share its index.
+        resolved = [replace(c, dim=None) if c.dim is not None and c.dim >= full else c for c in configs]
+        resolved = [c.resolved(native) for c in resolved]
+
+        t0 = time.perf_counter()
+        qvec = np.asarray(encoder.encode([query]), dtype=np.float32)
+        embed_ms = (time.perf_counter() - t0) * 1e3
+
+        matrix, loaded = self._embeddings(corpus_id, encoder)
+        embedded_now = matrix.embedded_now if loaded else 0
+        t0 = time.perf_counter()
+        base_index, matrix, built = self.index(corpus_id, encoder, BASELINE, matrix)
+        base_build_ms = (time.perf_counter() - t0) * 1e3 if built else None
+        base_hits = base_index.search(qvec, k)
+        baseline_ids = [int(matrix.chunk_ids[r]) for r in base_hits.ids[0]]
+        base_rank = {cid: i + 1 for i, cid in enumerate(baseline_ids)}
+        db_bytes = self.store.file_size()
+
+        columns = []
+        for config in resolved:
+            if config == BASELINE:
+                index, hits, build_ms = base_index, base_hits, base_build_ms
+            else:
+                t0 = time.perf_counter()
+                index, matrix, built = self.index(corpus_id, encoder, config, matrix)
+                build_ms = (time.perf_counter() - t0) * 1e3 if built else None
+                hits = index.search(qvec, k)
+            columns.append(self._column(config, index, hits, matrix, k, embed_ms, base_rank, baseline_ids,
+                                        encoder.dim, db_bytes, build_ms))
+        self.store.touch_corpus(corpus_id)
+        return SearchResponse(query=query, corpus_id=int(corpus_id), model_name=str(encoder.name),
+                              model_key=str(encoder.model_key), variant=str(encoder.variant), k=int(k),
+                              columns=columns, embedded_now=embedded_now)
+
+    def _column(self, config: IndexConfig, index: QuantizedIndex, hits: SearchHits, matrix: EmbeddingMatrix, k: int,
+                embed_ms: float, base_rank: dict[int, int], baseline_ids: list[int], full_dim: int,
+                db_bytes: int, build_ms: float | None) -> ColumnResult:
+        chunk_ids = [int(matrix.chunk_ids[r]) for r in hits.ids[0]]
+        t0 = time.perf_counter()
+        records = self.store.fetch_chunks(chunk_ids)
+        fetch_ms = (time.perf_counter() - t0) * 1e3
+        timings = {"embed_query": embed_ms, "search": hits.timings.get("search", 0.0) * 1e3,
+                   "rescore": hits.timings.get("rescore", 0.0) * 1e3, "fetch_text": fetch_ms}
+        timings["total"] = sum(timings.values())
+        if build_ms is not None:  # one-off cost of the first search with this config, not in total
+            timings["build"] = build_ms
+        out = [Hit(rank=i + 1, chunk_id=rec.chunk_id, score=float(s), text=rec.text, title=rec.title, uri=rec.uri,
+                   document_id=rec.document_id, baseline_rank=base_rank.get(rec.chunk_id))
+               for i, (rec, s) in enumerate(zip(records, hits.scores[0]))]
+        return ColumnResult(config=config, label=config.label, hits=out, timings_ms=timings,
+                            overlap_at_k=overlap_at_k(chunk_ids, baseline_ids, k),
+                            rank_correlation=spearman_shared(chunk_ids, baseline_ids),
+                            storage=storage_report(index, full_dim, db_bytes))

@@ -1,0 +1,625 @@
+"""One DuckDB file holding corpora, documents, chunks and an embedding cache.
+
+- Schema: a `schema_version` table and numbered migrations, applied on open.
+- Embedding cache: float32 vectors stored once as BLOBs, keyed by (model_key, variant, chunk
+  content hash, context key). The context key is '' for the standard variant; for the contextual
+  variant it is the hash of the document's whole chunk list plus the chunk's position in it (the
+  same text embedded in another document, or twice in one, has another vector). Quantised forms
+  are derived in memory by `pplx_demo.index`, never stored.
+- Writes are transactions: an ingest or embedding run either commits whole or leaves nothing.
+  DuckDB's write-ahead log makes a killed process lose only the transaction it was in.
+- Threads: every thread reads through its own cursor; writers take one lock, so a search keeps
+  reading committed data while an ingest runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pplx_demo.documents import Chunk, Document
+from pplx_demo.errors import Cancelled, DemoError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+_BATCH_DOCUMENTS = 500  # documents per insert statement (chunks follow their documents)
+_EMBED_TEXTS_PER_CALL = 64  # standard variant: texts per encode() call between cancel checks
+_EMBED_DOCS_PER_CALL = 8  # contextual variant: documents per encode_documents() call
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        "CREATE SEQUENCE corpus_ids START 1",
+        "CREATE SEQUENCE document_ids START 1",
+        "CREATE SEQUENCE chunk_ids START 1",
+        """CREATE TABLE corpora (
+            id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, owner VARCHAR, source VARCHAR NOT NULL,
+            chunking VARCHAR, created DOUBLE NOT NULL, last_used DOUBLE NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE documents (
+            id BIGINT PRIMARY KEY, corpus_id BIGINT NOT NULL, position INTEGER NOT NULL,
+            uri VARCHAR NOT NULL, title VARCHAR NOT NULL, text VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+            metadata VARCHAR NOT NULL, external_id VARCHAR, lang VARCHAR, chunk_list_hash VARCHAR NOT NULL)""",
+        """CREATE TABLE chunks (
+            id BIGINT PRIMARY KEY, corpus_id BIGINT NOT NULL, document_id BIGINT NOT NULL,
+            position INTEGER NOT NULL, ord INTEGER NOT NULL, text VARCHAR NOT NULL,
+            char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, token_count INTEGER NOT NULL,
+            content_hash VARCHAR NOT NULL)""",
+        """CREATE TABLE embeddings (
+            model_key VARCHAR NOT NULL, variant VARCHAR NOT NULL, chunk_hash VARCHAR NOT NULL,
+            context_key VARCHAR NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL, created DOUBLE NOT NULL,
+            PRIMARY KEY (model_key, variant, chunk_hash, context_key))""",
+        "CREATE INDEX documents_corpus ON documents (corpus_id)",
+        "CREATE INDEX chunks_corpus ON chunks (corpus_id)",
+    ]),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+@dataclass
+class CorpusInfo:
+    """A corpus and its sizes; `owner` None = shared with everyone. Times are epoch seconds."""
+
+    id: int
+    name: str
+    owner: str | None
+    source: str
+    n_documents: int
+    n_chunks: int
+    n_tokens: int
+    languages: list[str]
+    created: float
+    last_used: float
+    chunking: dict | None = None
+    revision: int = 0  # bumped whenever documents are added
+
+
+@dataclass
+class ChunkTable:
+    """Every chunk of a corpus in a stable order (document position, then chunk order)."""
+
+    chunk_ids: np.ndarray  # int64
+    document_ids: np.ndarray  # int64
+    orders: np.ndarray  # int32
+    texts: list[str]
+    titles: list[str]
+    uris: list[str]
+    token_counts: np.ndarray  # int32
+    external_ids: list[str | None] = field(default_factory=list)  # the documents' source ids
+    char_starts: np.ndarray | None = None
+    char_ends: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.chunk_ids.shape[0])
+
+
+@dataclass
+class ChunkRecord:
+    """One chunk with what a result list shows about it."""
+
+    chunk_id: int
+    text: str
+    title: str
+    uri: str
+    document_id: int
+    order: int
+    char_start: int
+    char_end: int
+    token_count: int
+    external_id: str | None = None
+
+
+@dataclass
+class EmbeddingMatrix:
+    """Float32 pooled vectors of a corpus, row i belonging to chunk_ids[i] (chunk_table order)."""
+
+    chunk_ids: np.ndarray  # int64 (n,)
+    vectors: np.ndarray  # float32 (n, dim)
+    embedded_now: int  # chunks this call had to embed (0 on a full cache hit)
+    model_key: str = ""
+    variant: str = "standard"
+    corpus_revision: int = 0
+
+    @property
+    def version(self) -> tuple[int, str, str]:
+        """Identifies this matrix's content for index caches: (corpus revision, model, variant)."""
+        return (self.corpus_revision, self.model_key, self.variant)
+
+
+def content_hash(text: str) -> str:
+    """sha256 of a text's UTF-8 bytes (the embedding cache key of a chunk)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_list_hash(texts: Sequence[str]) -> str:
+    """sha256 of a document's ordered chunk texts (the contextual variant's cache key part)."""
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Store:
+    """The DuckDB-backed document store and embedding cache. Safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise DemoError(f"cannot open the database {self.path}: {exc}") from exc
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._pending_touches: dict[int, float] = {}  # corpus id -> last use not yet written
+        self._closed = False
+        self._migrate()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _cur(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (DuckDB connections are not safe to share between threads)."""
+        if self._closed:
+            raise DemoError("the store is closed")
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        return cur
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction under the writer lock: commit on success, roll back on any error.
+
+        All writes of this process go through it (one at a time), so they never conflict.
+        """
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                self._flush_touches(cur)
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            self._pending_touches.clear()
+
+    def _flush_touches(self, tx: duckdb.DuckDBPyConnection) -> None:
+        for corpus_id, when in list(self._pending_touches.items()):
+            tx.execute("UPDATE corpora SET last_used = greatest(last_used, ?) WHERE id = ?", [when, corpus_id])
+
+    def _all(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self._cur().execute(sql, params or []).fetchall()
+
+    def _one(self, sql: str, params: Sequence[Any] | None = None) -> tuple | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _migrate(self) -> None:
+        cur = self._cur()
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied DOUBLE NOT NULL)")
+        current = cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+        if current > SCHEMA_VERSION:
+            raise DemoError(f"the database {self.path} has schema version {current}, newer than this program's "
+                            f"{SCHEMA_VERSION}; upgrade the program or use another PPLX_DEMO_DB file")
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with self._transaction() as tx:
+                for sql in statements:
+                    tx.execute(sql)
+                tx.execute("INSERT INTO schema_version VALUES (?, ?)", [version, time.time()])
+            log.info("database %s migrated to schema version %d", self.path, version)
+
+    def schema_version(self) -> int:
+        """The schema version the file is at."""
+        return int(self._one("SELECT max(version) FROM schema_version")[0])
+
+    def close(self) -> None:
+        """Close every cursor and the connection (committed data is already durable)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cursors_lock:
+            for cur in self._cursors:
+                try:
+                    cur.close()
+                except duckdb.Error:
+                    pass
+            self._cursors.clear()
+        self._con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def file_size(self) -> int:
+        """Bytes on disk: the database file plus its write-ahead log."""
+        total = 0
+        for p in (self.path, self.path.with_name(self.path.name + ".wal")):
+            if p.exists():
+                total += p.stat().st_size
+        return total
+
+    # -- corpora ----------------------------------------------------------------------------------
+
+    def add_corpus(self, name: str, documents: list[Document], chunks: list[list[Chunk]], *,
+                   owner: str | None = None, chunking: dict | None = None, source: str = "upload") -> int:
+        """Store a new corpus with its documents and chunks in one transaction; returns its id.
+
+        All or nothing: any bad document or error rolls the whole corpus back. A name must be
+        unique per owner (shared corpora: among shared ones).
+        """
+        name = (name or "").strip() if isinstance(name, str) else ""
+        if not name:
+            raise DemoError("a corpus needs a non-empty name")
+        _check_lengths(documents, chunks)
+        chunking_json = _json_or_error(chunking, "chunking settings") if chunking is not None else None
+        now = time.time()
+        with self._transaction() as tx:
+            clash = tx.execute("SELECT id FROM corpora WHERE name = ? AND owner IS NOT DISTINCT FROM ?",
+                               [name, owner]).fetchall()
+            if clash:
+                raise DemoError(f"a corpus named {name!r} already exists (id {clash[0][0]}); "
+                                f"choose another name or delete it first")
+            corpus_id = int(tx.execute("SELECT nextval('corpus_ids')").fetchall()[0][0])
+            tx.execute("INSERT INTO corpora VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                       [corpus_id, name, owner, str(source), chunking_json, now, now])
+            self._insert_documents(tx, corpus_id, documents, chunks, first_position=0)
+        return corpus_id
+
+    def add_documents(self, corpus_id: int, documents: list[Document], chunks: list[list[Chunk]]) -> int:
+        """Append documents (and their chunks) to a corpus in one transaction; returns how many."""
+        _check_lengths(documents, chunks)
+        with self._transaction() as tx:
+            row = tx.execute("SELECT id FROM corpora WHERE id = ?", [int(corpus_id)]).fetchall()
+            if not row:
+                raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
+            start = tx.execute("SELECT coalesce(max(position) + 1, 0) FROM documents WHERE corpus_id = ?",
+                               [int(corpus_id)]).fetchall()[0][0]
+            self._insert_documents(tx, int(corpus_id), documents, chunks, first_position=int(start))
+            tx.execute("UPDATE corpora SET revision = revision + 1, last_used = ? WHERE id = ?",
+                       [time.time(), int(corpus_id)])
+        return len(documents)
+
+    def _insert_documents(self, tx: duckdb.DuckDBPyConnection, corpus_id: int, documents: list[Document],
+                          chunks: list[list[Chunk]], first_position: int) -> None:
+        for start in range(0, len(documents), _BATCH_DOCUMENTS):
+            docs = documents[start:start + _BATCH_DOCUMENTS]
+            doc_chunks = chunks[start:start + _BATCH_DOCUMENTS]
+            doc_ids = [int(r[0]) for r in tx.execute(
+                "SELECT nextval('document_ids') FROM range(?)", [len(docs)]).fetchall()]
+            doc_rows, chunk_rows = [], []
+            for offset, (doc_id, doc, cks) in enumerate(zip(doc_ids, docs, doc_chunks)):
+                doc_rows.append(_document_row(doc_id, corpus_id, first_position + start + offset, doc, cks))
+                chunk_rows.extend(_chunk_rows(doc_id, corpus_id, doc, cks))
+            n_chunks = len(chunk_rows)
+            chunk_ids = [int(r[0]) for r in tx.execute(
+                "SELECT nextval('chunk_ids') FROM range(?)", [n_chunks]).fetchall()] if n_chunks else []
+            _insert_frame(tx, "documents", pd.DataFrame(doc_rows, columns=_DOCUMENT_COLUMNS))
+            if n_chunks:
+                chunk_frame = pd.DataFrame(chunk_rows, columns=_CHUNK_COLUMNS[1:])
+                chunk_frame.insert(0, "id", chunk_ids)
+                _insert_frame(tx, "chunks", chunk_frame)
+
+    def get_corpus(self, corpus_id: int) -> CorpusInfo:
+        """A corpus' info; DemoError if it does not exist."""
+        infos = self._corpus_infos("c.id = ?", [int(corpus_id)])
+        if not infos:
+            raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
+        return infos[0]
+
+    def find_corpus(self, name: str, owner: str | None = None) -> CorpusInfo | None:
+        """The corpus with exactly this name and owner (None = shared), or None."""
+        infos = self._corpus_infos("c.name = ? AND c.owner IS NOT DISTINCT FROM ?", [name, owner])
+        return infos[0] if infos else None
+
+    def list_corpora(self, owner: str | None = None) -> list[CorpusInfo]:
+        """Shared corpora plus `owner`'s private ones (never another owner's), oldest first."""
+        return self._corpus_infos("(c.owner IS NULL OR c.owner = ?)", [owner])
+
+    def check_access(self, corpus_id: int, owner: str | None) -> CorpusInfo:
+        """The corpus if `owner` may read it (shared, or its own); DemoError otherwise."""
+        info = self.get_corpus(corpus_id)
+        if info.owner is not None and info.owner != owner:
+            raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
+        return info
+
+    def _corpus_infos(self, where: str, params: list[Any]) -> list[CorpusInfo]:
+        rows = self._all(f"""
+            SELECT c.id, c.name, c.owner, c.source, c.chunking, c.created, c.last_used, c.revision,
+                   (SELECT count(*) FROM documents d WHERE d.corpus_id = c.id),
+                   (SELECT count(*) FROM chunks k WHERE k.corpus_id = c.id),
+                   (SELECT coalesce(sum(k.token_count), 0) FROM chunks k WHERE k.corpus_id = c.id),
+                   (SELECT coalesce(list(DISTINCT d.lang ORDER BY d.lang), [])
+                      FROM documents d WHERE d.corpus_id = c.id AND d.lang IS NOT NULL)
+            FROM corpora c WHERE {where} ORDER BY c.id""", params)
+        pending = dict(self._pending_touches)
+        return [CorpusInfo(id=int(r[0]), name=r[1], owner=r[2], source=r[3],
+                           chunking=json.loads(r[4]) if r[4] else None, created=float(r[5]),
+                           last_used=max(float(r[6]), pending.get(int(r[0]), 0.0)), revision=int(r[7]),
+                           n_documents=int(r[8]),
+                           n_chunks=int(r[9]), n_tokens=int(r[10]), languages=list(r[11] or []))
+                for r in rows]
+
+    def delete_corpus(self, corpus_id: int) -> None:
+        """Remove a corpus with its documents and chunks (a missing id is a no-op).
+
+        Cached vectors no other corpus uses go too, so deleting private text deletes its vectors.
+        """
+        with self._transaction() as tx:
+            _delete_corpora(tx, [int(corpus_id)])
+
+    def touch_corpus(self, corpus_id: int) -> None:
+        """Mark a corpus as used now (keeps a private corpus from expiring). Never waits for an ingest:
+        while another write runs, the time is kept in memory and written with the next write."""
+        self._pending_touches[int(corpus_id)] = time.time()
+        if self._write_lock.acquire(blocking=False):
+            try:
+                with self._transaction():
+                    pass
+            finally:
+                self._write_lock.release()
+
+    def expire_private_corpora(self, idle_seconds: float) -> list[int]:
+        """Delete private corpora unused for `idle_seconds`; returns their ids."""
+        cutoff = time.time() - float(idle_seconds)
+        with self._transaction() as tx:
+            ids = [int(r[0]) for r in tx.execute(
+                "SELECT id FROM corpora WHERE owner IS NOT NULL AND last_used < ? ORDER BY id", [cutoff]).fetchall()]
+            if ids:
+                _delete_corpora(tx, ids)
+        return ids
+
+    # -- chunks -----------------------------------------------------------------------------------
+
+    def chunk_table(self, corpus_id: int) -> ChunkTable:
+        """Every chunk of a corpus in the stable order used by `embeddings` and the indexes."""
+        self.get_corpus(corpus_id)
+        res = self._cur().execute(f"""
+            SELECT k.id, k.document_id, k.ord, k.text, d.title, d.uri, k.token_count, d.external_id,
+                   k.char_start, k.char_end
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            WHERE k.corpus_id = ? ORDER BY {_CHUNK_ORDER}""", [int(corpus_id)]).fetchdf()
+        return ChunkTable(
+            chunk_ids=np.asarray(res["id"], dtype=np.int64),
+            document_ids=np.asarray(res["document_id"], dtype=np.int64),
+            orders=np.asarray(res["ord"], dtype=np.int32),
+            texts=list(res["text"]), titles=list(res["title"]), uris=list(res["uri"]),
+            token_counts=np.asarray(res["token_count"], dtype=np.int32),
+            external_ids=[None if _is_missing(x) else str(x) for x in res["external_id"]],
+            char_starts=np.asarray(res["char_start"], dtype=np.int64),
+            char_ends=np.asarray(res["char_end"], dtype=np.int64),
+        )
+
+    def fetch_chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
+        """Records for these chunk ids, in the order given; DemoError if any no longer exists."""
+        ids = [int(i) for i in chunk_ids]
+        if not ids:
+            return []
+        rows = self._all("""
+            SELECT k.id, k.text, d.title, d.uri, k.document_id, k.ord, k.char_start, k.char_end,
+                   k.token_count, d.external_id
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            WHERE k.id IN (SELECT unnest(?::BIGINT[]))""", [ids])
+        by_id = {int(r[0]): ChunkRecord(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]),
+                                        int(r[8]), r[9]) for r in rows}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise DemoError(f"{len(missing)} chunk(s) no longer exist (the corpus was deleted or expired)")
+        return [by_id[i] for i in ids]
+
+    # -- embeddings -------------------------------------------------------------------------------
+
+    def embeddings(self, corpus_id: int, encoder: Any, *, progress: Progress | None = None,
+                   cancel: threading.Event | None = None) -> EmbeddingMatrix:
+        """The corpus' float32 vectors for `encoder`, embedding only chunks missing from the cache.
+
+        Standard variant: missing chunks are embedded alone. Contextual: every document with a
+        missing chunk is embedded whole. New vectors are written in one transaction after all were
+        computed, so a cancel (`Cancelled`) or an encoder error stores nothing.
+        """
+        corpus = self.get_corpus(corpus_id)
+        model_key, variant, dim = str(encoder.model_key), str(encoder.variant), int(encoder.dim)
+        ctx = _context_key_sql(variant)
+        params = [model_key, variant, dim, int(corpus_id)]
+        missing = self._cur().execute(f"""
+            SELECT k.document_id, k.position, k.text, k.content_hash
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            LEFT JOIN embeddings e ON e.model_key = ? AND e.variant = ? AND e.dim = ?
+                 AND e.chunk_hash = k.content_hash AND e.context_key = {ctx}
+            WHERE k.corpus_id = ? AND e.vector IS NULL
+            ORDER BY {_CHUNK_ORDER}""", params).fetchall()
+        new_rows: list[tuple[str, str, bytes]] = []  # (chunk_hash, context_key, vector bytes)
+        if missing:
+            if variant == "contextual":
+                new_rows = self._embed_documents(corpus_id, {r[0] for r in missing}, encoder, progress, cancel)
+            else:
+                new_rows = _embed_texts(missing, encoder, progress, cancel)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("embedding was cancelled; nothing was stored")
+            frame = pd.DataFrame({
+                "model_key": model_key, "variant": variant, "chunk_hash": [r[0] for r in new_rows],
+                "context_key": [r[1] for r in new_rows], "dim": dim, "vector": [r[2] for r in new_rows],
+                "created": time.time()})
+            with self._transaction() as tx:
+                _insert_frame(tx, "embeddings", frame, or_ignore=True)
+        res = self._cur().execute(f"""
+            SELECT k.id, e.vector
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            JOIN embeddings e ON e.model_key = ? AND e.variant = ? AND e.dim = ?
+                 AND e.chunk_hash = k.content_hash AND e.context_key = {ctx}
+            WHERE k.corpus_id = ?
+            ORDER BY {_CHUNK_ORDER}""", params).fetchnumpy()
+        chunk_ids = np.asarray(res["id"], dtype=np.int64)
+        expected = corpus.n_chunks
+        if chunk_ids.shape[0] != expected:  # the corpus changed under us: the caller may retry
+            raise DemoError(f"corpus {corpus_id} changed while it was being embedded; please retry")
+        blob = b"".join(res["vector"])
+        vectors = np.frombuffer(blob, dtype=np.float32).reshape(chunk_ids.shape[0], dim).copy()
+        return EmbeddingMatrix(chunk_ids=chunk_ids, vectors=vectors, embedded_now=len(new_rows),
+                               model_key=model_key, variant=variant, corpus_revision=corpus.revision)
+
+    def _embed_documents(self, corpus_id: int, document_ids: set[int], encoder: Any,
+                         progress: Progress | None, cancel: threading.Event | None) -> list[tuple[str, str, bytes]]:
+        rows = self._all(f"""
+            SELECT d.id, d.chunk_list_hash, k.position, k.text, k.content_hash
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            WHERE k.corpus_id = ? ORDER BY {_CHUNK_ORDER}""", [int(corpus_id)])
+        docs: dict[int, list[tuple]] = {}
+        for r in rows:
+            if r[0] in document_ids:
+                docs.setdefault(r[0], []).append(r)
+        groups = list(docs.values())
+        total = sum(len(g) for g in groups)
+        done, out, seen = 0, [], set()
+        for start in range(0, len(groups), _EMBED_DOCS_PER_CALL):
+            _check_cancel(cancel)
+            batch = groups[start:start + _EMBED_DOCS_PER_CALL]
+            vectors = encoder.encode_documents([[r[3] for r in g] for g in batch])
+            for g, vecs in zip(batch, vectors):
+                vecs = _checked_vectors(vecs, len(g), encoder.dim)
+                for r, v in zip(g, vecs):
+                    key = (r[4], f"{r[1]}:{r[2]}")
+                    if key not in seen:  # two identical documents share their vectors
+                        seen.add(key)
+                        out.append((key[0], key[1], v.tobytes()))
+                done += len(g)
+            if progress is not None:
+                progress(done, total)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+_CHUNK_ORDER = "d.corpus_id, d.position, k.position, k.id"
+
+
+def _context_key_sql(variant: str) -> str:
+    """SQL for a chunk's context key: '' (standard) or '<document chunk-list hash>:<position>'."""
+    if variant == "standard":
+        return "''"
+    if variant == "contextual":
+        return "(d.chunk_list_hash || ':' || CAST(k.position AS VARCHAR))"
+    raise DemoError(f"unknown variant {variant!r}: use 'standard' or 'contextual'")
+
+_DOCUMENT_COLUMNS = ["id", "corpus_id", "position", "uri", "title", "text", "content_hash", "metadata",
+                     "external_id", "lang", "chunk_list_hash"]
+_CHUNK_COLUMNS = ["id", "corpus_id", "document_id", "position", "ord", "text", "char_start", "char_end",
+                  "token_count", "content_hash"]
+
+
+def _insert_frame(tx: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, or_ignore: bool = False) -> None:
+    """INSERT a DataFrame's rows (columns named like the table's) through this cursor."""
+    tx.register("_incoming", frame)
+    try:
+        cols = ", ".join(frame.columns)
+        tx.execute(f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+    finally:
+        tx.unregister("_incoming")
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA
+
+
+def _check_lengths(documents: Sequence[Document], chunks: Sequence[Sequence[Chunk]]) -> None:
+    if len(documents) != len(chunks):
+        raise DemoError(f"got {len(documents)} documents but {len(chunks)} chunk lists; one list per document")
+
+
+def _json_or_error(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise DemoError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def _document_row(doc_id: int, corpus_id: int, position: int, doc: Document, chunks: Sequence[Chunk]) -> tuple:
+    if not isinstance(doc, Document):
+        raise DemoError(f"document {position} is a {type(doc).__name__}, not a Document")
+    for attr in ("uri", "title", "text"):
+        if not isinstance(getattr(doc, attr), str):
+            raise DemoError(f"document {doc.uri!r} has a {attr} of type {type(getattr(doc, attr)).__name__}; "
+                            f"expected text")
+    metadata = doc.metadata or {}
+    if not isinstance(metadata, dict):
+        raise DemoError(f"document {doc.uri!r} has metadata of type {type(metadata).__name__}; expected a dict")
+    lang = metadata.get("lang")
+    texts = [c.text if isinstance(c, Chunk) else None for c in chunks]
+    if any(not isinstance(t, str) for t in texts):
+        raise DemoError(f"document {doc.uri!r} has a chunk that is not a Chunk with text")
+    return (doc_id, corpus_id, position, doc.uri, doc.title, doc.text, content_hash(doc.text),
+            _json_or_error(metadata, f"metadata of document {doc.uri!r}"),
+            None if doc.external_id is None else str(doc.external_id),
+            None if lang is None else str(lang), chunk_list_hash(texts))
+
+
+def _chunk_rows(doc_id: int, corpus_id: int, doc: Document, chunks: Sequence[Chunk]) -> list[tuple]:
+    rows = []
+    for position, c in enumerate(chunks):
+        try:
+            values = (int(c.order), int(c.char_start), int(c.char_end), int(c.token_count))
+        except (TypeError, ValueError) as exc:
+            raise DemoError(f"chunk {position} of document {doc.uri!r} has a non-integer field: {exc}") from exc
+        rows.append((corpus_id, doc_id, position, values[0], c.text, values[1], values[2], values[3],
+                     content_hash(c.text)))
+    return rows
+
+
+def _delete_corpora(tx: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
+    tx.execute("DELETE FROM chunks WHERE corpus_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+    tx.execute("DELETE FROM documents WHERE corpus_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+    tx.execute("DELETE FROM corpora WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
+    tx.execute("DELETE FROM embeddings WHERE chunk_hash NOT IN (SELECT content_hash FROM chunks)")
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("embedding was cancelled; nothing was stored")
+
+
+def _checked_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape != (n, dim):
+        raise DemoError(f"the encoder returned vectors of shape {vectors.shape}, expected {(n, dim)}")
+    if not np.isfinite(vectors).all():
+        raise DemoError("the encoder returned NaN or infinite values; nothing was stored")
+    return vectors
+
+
+def _embed_texts(missing: list[tuple], encoder: Any, progress: Progress | None,
+                 cancel: threading.Event | None) -> list[tuple[str, str, bytes]]:
+    """Embed each missing (standalone) chunk text once, in slices with cancel checks between."""
+    unique: dict[str, str] = {}
+    for r in missing:
+        unique.setdefault(r[3], r[2])
+    hashes, texts = list(unique), list(unique.values())
+    out = []
+    for start in range(0, len(texts), _EMBED_TEXTS_PER_CALL):
+        _check_cancel(cancel)
+        part = texts[start:start + _EMBED_TEXTS_PER_CALL]
+        vectors = _checked_vectors(encoder.encode(part), len(part), encoder.dim)
+        out.extend((h, "", v.tobytes()) for h, v in zip(hashes[start:start + len(part)], vectors))
+        if progress is not None:
+            progress(start + len(part), len(texts))
+    return out
