@@ -365,3 +365,16 @@ def test_robots_server_error_closes_the_site():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_cancel_during_the_crawl(site):
+    cancel = threading.Event()
+    pages: list[int] = []
+
+    def stop_after_first(done: int, total: int) -> None:
+        pages.append(done)
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        crawl([site + "/"], _options(concurrency=1), progress=stop_after_first, cancel=cancel)
+    assert pages == [1]

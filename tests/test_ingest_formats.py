@@ -332,3 +332,29 @@ def test_random_bytes_never_raise():
             for prefix in (b"", b"%PDF-1.4\n", b"PK\x03\x04", b"{", b"\xef\xbb\xbf"):
                 report = load_bytes(f"fuzz{suffix}", prefix + data, SETTINGS)
                 assert report.documents or report.rejected
+
+
+# ---------------------------------------------------------------- the built-in sample
+
+
+def test_sample_corpus_is_xquad_paragraphs_with_parallel_ids():
+    from pplx_demo.errors import DemoError
+    from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, sample_documents, sample_queries, sample_query_pairs
+
+    assert "CC BY-SA 4.0" in SAMPLE_CORPUS_NAME
+    en = sample_documents(("en",))
+    assert len(en) == 240 and len({d.text for d in en}) == 240
+    assert en[0].title == "Super Bowl 50" and en[0].metadata["lang"] == "en"
+    assert en[0].external_id == "en:0-0" and en[0].metadata["paragraph_id"] == "0-0"
+    de = sample_documents(("de",))
+    assert [d.metadata["paragraph_id"] for d in de] == [d.metadata["paragraph_id"] for d in en]
+    assert de[0].text != en[0].text and de[0].title == en[0].title
+    pairs = sample_query_pairs("en")
+    assert len(pairs) == 1190
+    queries = sample_queries("en", 8)
+    assert len(queries) == len(set(queries)) == 8
+    questions = {q for q, _ in pairs}
+    assert all(q in questions for q in queries)
+    assert len(sample_queries("th", 3)) == 3 and sample_queries("en", 0) == []
+    with pytest.raises(DemoError):
+        sample_documents(("xx",))
