@@ -46,7 +46,7 @@ RescoreWith = Literal["int8", "float32"]
 INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated")
 
 # Work sizes, in bytes of the operand a block step touches; chosen to stay inside L2/L3.
-_FLOAT_BLOCK_BYTES = 32 << 20  # BLAS streams these itself
+_FLOAT_SCORES_BYTES = 8 << 20  # float32: rows per BLAS call sized by the (queries x rows) score buffer
 _CAST_BLOCK_BYTES = 2 << 20  # float32 buffer that an int8 / bit block is widened into
 _BITS_BLOCK_BYTES = 2 << 20  # XOR temporary for (queries x rows) words; smaller blocks pay more per-call overhead
 _BITS_CHUNK_ROWS = 1 << 15  # rows whose scores are collected before a top-k update
@@ -537,7 +537,8 @@ class QuantizedIndex:
     def _search_float(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._float is not None
         x, qn = self._float, _normalised(q)
-        step = _block_rows(4 * self.dim, _FLOAT_BLOCK_BYTES)
+        # The block is a view; only its score buffer is a temporary, so one query scans in one call.
+        step = _block_rows(4 * qn.shape[0], _FLOAT_SCORES_BYTES)
         buf = np.empty((qn.shape[0], min(step, max(self.n, 1))), dtype=np.float32)
         sel = _TopK(qn.shape[0], k)
         for i in range(0, self.n, step):  # one thread: BLAS already uses every core

@@ -183,7 +183,7 @@ def test_matryoshka_index_equals_an_index_of_the_truncated_vectors():
 
 def test_many_blocks_threads_and_tails_match_reference(monkeypatch):
     """Tiny block budgets force many blocks, partial tails and the two-thread split."""
-    monkeypatch.setattr(index_module, "_FLOAT_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(index_module, "_FLOAT_SCORES_BYTES", 2048)
     monkeypatch.setattr(index_module, "_CAST_BLOCK_BYTES", 8192)
     monkeypatch.setattr(index_module, "_BITS_BLOCK_BYTES", 4096)
     monkeypatch.setattr(index_module, "_BITS_CHUNK_ROWS", 700)
