@@ -192,17 +192,21 @@ class Store:
             cur = self._cur()
             cur.execute("BEGIN TRANSACTION")
             try:
-                self._flush_touches(cur)
+                touches = self._flush_touches(cur)
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
-            self._pending_touches.clear()
+            for corpus_id, when in touches.items():  # keep touches that arrived meanwhile
+                if self._pending_touches.get(corpus_id) == when:
+                    self._pending_touches.pop(corpus_id, None)
 
-    def _flush_touches(self, tx: duckdb.DuckDBPyConnection) -> None:
-        for corpus_id, when in list(self._pending_touches.items()):
+    def _flush_touches(self, tx: duckdb.DuckDBPyConnection) -> dict[int, float]:
+        touches = dict(self._pending_touches)
+        for corpus_id, when in touches.items():
             tx.execute("UPDATE corpora SET last_used = greatest(last_used, ?) WHERE id = ?", [when, corpus_id])
+        return touches
 
     def _all(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         return self._cur().execute(sql, params or []).fetchall()
@@ -437,21 +441,28 @@ class Store:
         missing chunk is embedded whole. New vectors are written in one transaction after all were
         computed, so a cancel (`Cancelled`) or an encoder error stores nothing.
         """
-        corpus = self.get_corpus(corpus_id)
+        # One statement, one snapshot: the corpus as of now (later appends have higher chunk ids).
+        snap = self._one("""SELECT revision, (SELECT count(*) FROM chunks WHERE corpus_id = c.id),
+                                   (SELECT coalesce(max(id), 0) FROM chunks WHERE corpus_id = c.id)
+                            FROM corpora c WHERE c.id = ?""", [int(corpus_id)])
+        if snap is None:
+            raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
+        revision, n_chunks, max_chunk_id = (int(v) for v in snap)
         model_key, variant, dim = str(encoder.model_key), str(encoder.variant), int(encoder.dim)
         ctx = _context_key_sql(variant)
-        params = [model_key, variant, dim, int(corpus_id)]
+        params = [model_key, variant, dim, int(corpus_id), max_chunk_id]
         missing = self._cur().execute(f"""
             SELECT k.document_id, k.position, k.text, k.content_hash
             FROM chunks k JOIN documents d ON d.id = k.document_id
             LEFT JOIN embeddings e ON e.model_key = ? AND e.variant = ? AND e.dim = ?
                  AND e.chunk_hash = k.content_hash AND e.context_key = {ctx}
-            WHERE k.corpus_id = ? AND e.vector IS NULL
+            WHERE k.corpus_id = ? AND k.id <= ? AND e.vector IS NULL
             ORDER BY {_CHUNK_ORDER}""", params).fetchall()
         new_rows: list[tuple[str, str, bytes]] = []  # (chunk_hash, context_key, vector bytes)
         if missing:
             if variant == "contextual":
-                new_rows = self._embed_documents(corpus_id, {r[0] for r in missing}, encoder, progress, cancel)
+                new_rows = self._embed_documents(corpus_id, max_chunk_id, {r[0] for r in missing}, encoder,
+                                                 progress, cancel)
             else:
                 new_rows = _embed_texts(missing, encoder, progress, cancel)
             if cancel is not None and cancel.is_set():
@@ -467,23 +478,22 @@ class Store:
             FROM chunks k JOIN documents d ON d.id = k.document_id
             JOIN embeddings e ON e.model_key = ? AND e.variant = ? AND e.dim = ?
                  AND e.chunk_hash = k.content_hash AND e.context_key = {ctx}
-            WHERE k.corpus_id = ?
+            WHERE k.corpus_id = ? AND k.id <= ?
             ORDER BY {_CHUNK_ORDER}""", params).fetchnumpy()
         chunk_ids = np.asarray(res["id"], dtype=np.int64)
-        expected = corpus.n_chunks
-        if chunk_ids.shape[0] != expected:  # the corpus changed under us: the caller may retry
-            raise DemoError(f"corpus {corpus_id} changed while it was being embedded; please retry")
+        if chunk_ids.shape[0] != n_chunks:  # only if the corpus was deleted meanwhile
+            raise DemoError(f"corpus {corpus_id} changed while it was being embedded (deleted?); please retry")
         blob = b"".join(res["vector"])
         vectors = np.frombuffer(blob, dtype=np.float32).reshape(chunk_ids.shape[0], dim).copy()
         return EmbeddingMatrix(chunk_ids=chunk_ids, vectors=vectors, embedded_now=len(new_rows),
-                               model_key=model_key, variant=variant, corpus_revision=corpus.revision)
+                               model_key=model_key, variant=variant, corpus_revision=revision)
 
-    def _embed_documents(self, corpus_id: int, document_ids: set[int], encoder: Any,
+    def _embed_documents(self, corpus_id: int, max_chunk_id: int, document_ids: set[int], encoder: Any,
                          progress: Progress | None, cancel: threading.Event | None) -> list[tuple[str, str, bytes]]:
         rows = self._all(f"""
             SELECT d.id, d.chunk_list_hash, k.position, k.text, k.content_hash
             FROM chunks k JOIN documents d ON d.id = k.document_id
-            WHERE k.corpus_id = ? ORDER BY {_CHUNK_ORDER}""", [int(corpus_id)])
+            WHERE k.corpus_id = ? AND k.id <= ? ORDER BY {_CHUNK_ORDER}""", [int(corpus_id), max_chunk_id])
         docs: dict[int, list[tuple]] = {}
         for r in rows:
             if r[0] in document_ids:
