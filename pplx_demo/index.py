@@ -146,6 +146,11 @@ class _TopK:
             # Rows only grow, so an equal score never displaces a kept row: strict > suffices.
             qi, cj = np.nonzero(scores > self._threshold)
         elif r > self.k:
+            head = max(4 * self.k, 2048)
+            if head < r:  # partition a head only; its k-th score then filters the rest cheaply
+                self.push(scores[:, :head], start)
+                self.push(scores[:, head:], start + head)
+                return
             kth = np.partition(scores, r - self.k, axis=1)[:, r - self.k: r - self.k + 1]
             qi, cj = np.nonzero(scores >= kth)  # every tie of the k-th value; merge keeps low rows
         else:
@@ -335,30 +340,23 @@ class _BitScorer:
 
     def __init__(self, qbits: np.ndarray, words: int, dim_bits: int) -> None:
         self.nq, self.words, self.dim_bits = qbits.shape[0], words, dim_bits
-        # Tile each query over `tile` rows so the XOR's inner loop runs ~1000 words, not `words`.
-        self.tile = max(1, 1024 // words)
-        self.qtiled = np.tile(qbits, (1, self.tile))  # (nq, tile * words)
-        rows = max(self.tile, _BITS_BLOCK_BYTES // (8 * words * self.nq))
-        self.block_rows = (rows // self.tile) * self.tile
+        self.block_rows = max(1, _BITS_BLOCK_BYTES // (8 * words * self.nq))
+        # Each query repeated over a whole block: the XOR is then one long contiguous loop per
+        # query (broadcasting a (words,) row would run numpy's loop `words` elements at a time).
+        self.qtiled = np.tile(qbits, (1, self.block_rows))  # (nq, block_rows * words)
         self._xor = np.empty(self.nq * self.block_rows * words, dtype=np.uint64)
         self._counts = np.empty(self._xor.size, dtype=np.uint8)
 
     def score(self, block: np.ndarray, out: np.ndarray) -> None:
-        """out (nq, r) float32 = agreement counts for block (r, words) uint64."""
-        r = block.shape[0]
-        full = (r // self.tile) * self.tile
-        if full:
-            size = self.nq * full * self.words
-            x = self._xor[:size].reshape(self.nq, full // self.tile, self.tile * self.words)
-            np.bitwise_xor(block[:full].reshape(1, full // self.tile, -1), self.qtiled[:, None, :], out=x)
-            c = self._counts[:size]
-            np.bitwise_count(self._xor[:size], out=c)
-            sums = _popcount_row_sums(c, self.words).reshape(self.nq, full)
-            np.subtract(self.dim_bits, sums, out=out[:, :full], casting="unsafe")
-        if full < r:  # fewer rows than one tile: plain broadcasting is fine
-            tail = np.bitwise_xor(block[None, full:, :], self.qtiled[:, None, : self.words])
-            sums = np.bitwise_count(tail).sum(axis=2, dtype=np.uint32)
-            np.subtract(self.dim_bits, sums, out=out[:, full:], casting="unsafe")
+        """out (nq, r) float32 = agreement counts for block (r <= block_rows, words) uint64."""
+        width = block.shape[0] * self.words
+        size = self.nq * width
+        x = self._xor[:size].reshape(self.nq, width)
+        np.bitwise_xor(block.reshape(1, width), self.qtiled[:, :width], out=x)
+        c = self._counts[:size]
+        np.bitwise_count(self._xor[:size], out=c)
+        sums = _popcount_row_sums(c, self.words).reshape(self.nq, block.shape[0])
+        np.subtract(self.dim_bits, sums, out=out, casting="unsafe")
 
 
 # ---------------------------------------------------------------------------------------------
