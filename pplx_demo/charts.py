@@ -20,11 +20,28 @@ log = logging.getLogger(__name__)
 
 # One colour per configuration family, so a configuration looks the same in every chart.
 _PALETTE = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
-_STAGE_COLOURS = {"embed": "#6366f1", "quantize": "#a855f7", "search": "#0ea5e9", "rescore": "#f97316",
-                  "sort": "#84cc16", "load": "#eab308", "total": "#64748b"}
-_LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=56, b=60),
-               font=dict(family="Inter, system-ui, sans-serif", size=13),
-               legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+_STAGE_COLOURS = {"embed_query": "#6366f1", "search": "#0ea5e9", "rescore": "#f97316", "fetch_text": "#84cc16"}
+# Stages that are not part of a query's latency (one-off index builds) or are the sum itself.
+_NOT_STAGES = frozenset({"total", "build"})
+_LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=64, r=20, t=48, b=40),
+               font=dict(family="Inter, system-ui, sans-serif", size=12),
+               legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0))
+
+
+def _wrap(label: str) -> str:
+    """Break a long configuration label over lines so axis labels need no rotation."""
+    return label.replace(" + ", "<br>+ ").replace(" @", "<br>@")
+
+
+def _byte_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Log-axis ticks at powers of 1000 between lo and hi, labelled '1 kB', '1 MB', ..."""
+    vals, text = [], []
+    exp = max(0, int(math.floor(math.log10(max(lo, 1.0)) / 3)))
+    while 1000.0 ** exp <= hi * 10:
+        vals.append(1000.0 ** exp)
+        text.append(format_bytes(1000.0 ** exp).replace(".0", ""))
+        exp += 1
+    return vals, text
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -73,7 +90,7 @@ def _stage_names(timings: Iterable[Mapping[str, float]]) -> list[str]:
     stages: list[str] = []
     for t in timings:
         for name in t:
-            if name != "total" and name not in stages:
+            if name not in _NOT_STAGES and name not in stages:
                 stages.append(name)
     return stages
 
@@ -93,22 +110,23 @@ def latency_figure(runs: Sequence[Sequence[Any]]) -> go.Figure:
     fig = go.Figure()
     for stage in stages:
         ys = [statistics.median([t.get(stage, 0.0) for t in by_label[lab]]) for lab in labels]
-        fig.add_bar(name=stage, x=labels, y=ys, marker_color=_STAGE_COLOURS.get(stage),
-                    hovertemplate="%{x}<br>" + stage + ": %{y:.2f} ms<extra></extra>")
+        name = stage.replace("_", " ")
+        fig.add_bar(name=name, x=[_wrap(x) for x in labels], y=ys, marker_color=_STAGE_COLOURS.get(stage),
+                    hovertemplate="%{x}<br>" + name + ": %{y:.2f} ms<extra></extra>")
     totals = [statistics.median([_total(t) for t in by_label[lab]]) for lab in labels]
-    fig.add_scatter(x=labels, y=totals, mode="text", text=[f"{v:.1f} ms" for v in totals],
+    fig.add_scatter(x=[_wrap(x) for x in labels], y=totals, mode="text", text=[f"{v:.1f} ms" for v in totals],
                     textposition="top center", showlegend=False, hoverinfo="skip")
     n = len(runs)
     fig.update_layout(**_LAYOUT, barmode="stack",
-                      title=f"Latency per configuration (median of {n} search{'es' if n != 1 else ''})")
-    fig.update_yaxes(title_text="milliseconds", rangemode="tozero")
+                      title=f"Latency per query (median of {n} search{'es' if n != 1 else ''})")
+    fig.update_yaxes(title_text="milliseconds", range=[0, max(totals + [1e-3]) * 1.25])
     return fig
 
 
 def _total(timings: Mapping[str, float]) -> float:
     if "total" in timings:
         return float(timings["total"])
-    return float(sum(timings.values()))
+    return float(sum(v for k, v in timings.items() if k not in _NOT_STAGES))
 
 
 _PROJECTION_ORDER = ("1M", "100M", "1B")
@@ -130,15 +148,17 @@ def storage_figure(columns: Sequence[Any], corpus_vectors: int | None = None) ->
     projections = [p for p in _PROJECTION_ORDER if all(p in last[lab].storage.projections for lab in labels)]
     groups.extend(f"{p} vectors" for p in projections)
     fig = go.Figure()
+    all_y: list[float] = []
     for lab in labels:
         st = last[lab].storage
         ys = ([float(st.index_nbytes)] if corpus_vectors else []) + [float(st.projections[p]) for p in projections]
-        fig.add_bar(name=lab, x=groups, y=ys, marker_color=colour_for(lab, labels),
-                    text=[format_bytes(y) for y in ys], textposition="outside",
-                    customdata=[st.bytes_per_vector] * len(ys),
-                    hovertemplate=lab + "<br>%{x}: %{text}<br>%{customdata} bytes/vector<extra></extra>")
-    fig.update_layout(**_LAYOUT, barmode="group", title="Index size per configuration (log scale)")
-    fig.update_yaxes(type="log", title_text="bytes")
+        fig.add_bar(name=f"{lab} ({st.bytes_per_vector:,} B/vector)", x=groups, y=ys,
+                    marker_color=colour_for(lab, labels), customdata=[format_bytes(y) for y in ys],
+                    hovertemplate=lab + "<br>%{x}: %{customdata}<extra></extra>")
+        all_y.extend(ys)
+    tickvals, ticktext = _byte_ticks(min(all_y), max(all_y))
+    fig.update_layout(**_LAYOUT, barmode="group", title="Index size: this corpus and projections (log scale)")
+    fig.update_yaxes(type="log", title_text="index size", tickvals=tickvals, ticktext=ticktext)
     return fig
 
 
@@ -150,7 +170,7 @@ def score_distribution_figure(columns: Sequence[Any]) -> go.Figure:
     labels = _labels_in_order(columns)
     fig = go.Figure()
     for c in columns:
-        fig.add_box(name=c.label, y=[h.score for h in c.hits], boxpoints="all", jitter=0.3, pointpos=0,
+        fig.add_box(name=_wrap(c.label), y=[h.score for h in c.hits], boxpoints="all", jitter=0.3, pointpos=0,
                     marker_color=colour_for(c.label, labels), showlegend=False)
     fig.update_layout(**_LAYOUT, title="Score distribution of the top-k hits (last search)")
     fig.update_yaxes(title_text="score (scale differs by mode)")
@@ -174,12 +194,21 @@ def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence
         on_front.sort(key=lambda r: r.bytes_per_vector)
         fig.add_scatter(x=[r.bytes_per_vector for r in on_front], y=[r.metrics[metric] for r in on_front],
                         mode="lines", line=dict(color="#94a3b8", dash="dash"), name="Pareto frontier")
-    for r in points:
+    # Alternate label positions along the cost axis so neighbouring labels do not overprint.
+    positions = ("top center", "bottom center", "middle right", "middle left")
+    by_cost = sorted(points, key=lambda r: (r.bytes_per_vector, r.metrics[metric]))
+    for i, r in enumerate(by_cost):
         fig.add_scatter(x=[r.bytes_per_vector], y=[r.metrics[metric]], mode="markers+text", name=r.label,
-                        text=[r.label], textposition="top center", showlegend=False,
+                        text=[_wrap(r.label)], textposition=positions[i % len(positions)], showlegend=False,
+                        textfont=dict(size=11),
                         marker=dict(size=12, color=colour_for(r.label, labels),
                                     line=dict(width=2, color="#0f172a") if r.label in set(frontier) else None),
                         hovertemplate=r.label + f"<br>%{{x}} bytes/vector<br>{metric}: %{{y:.4f}}<extra></extra>")
+    ys = [r.metrics[metric] for r in points]
+    pad = max(0.01, (max(ys) - min(ys)) * 0.25)
+    fig.update_yaxes(range=[min(ys) - pad, max(ys) + pad])
+    xs = [r.bytes_per_vector for r in points]
+    fig.update_xaxes(range=[math.log10(min(xs)) - 0.3, math.log10(max(xs)) + 0.3])
     fig.update_layout(**_LAYOUT, title=f"{metric} vs bytes per vector")
     fig.update_xaxes(type="log", title_text="bytes per vector (log)")
     fig.update_yaxes(title_text=metric)

@@ -9,6 +9,7 @@ from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
 from pplx_demo.sessions import Sessions, new_session_key, owner_id
 from pplx_demo.stats import corpus_stats, guess_language
+from pplx_demo.store import Store
 from pplx_demo.throughput import ThroughputMeter, format_duration
 from pplx_demo.ui import views
 
@@ -67,15 +68,16 @@ def test_stats_markdown_escapes_values():
 # ----------------------------------------------------------------------------- sessions
 
 
-class _RecordingStore:
-    """Stands in for the store's expiry call only, to observe when sweeps happen."""
+class _CountingStore(Store):
+    """The real store, counting how often the sessions ask it to expire corpora."""
 
-    def __init__(self):
-        self.calls: list[float] = []
+    def __init__(self, path):
+        super().__init__(path)
+        self.sweeps: list[float] = []
 
-    def expire_private_corpora(self, idle_s):
-        self.calls.append(idle_s)
-        return []
+    def expire_private_corpora(self, idle_seconds):
+        self.sweeps.append(idle_seconds)
+        return super().expire_private_corpora(idle_seconds)
 
 
 def test_owner_ids_are_hashes_of_well_formed_keys():
@@ -87,8 +89,8 @@ def test_owner_ids_are_hashes_of_well_formed_keys():
             owner_id(bad)
 
 
-def test_sessions_give_each_gradio_session_its_own_stable_key():
-    s = Sessions(_RecordingStore(), idle_s=60)
+def test_sessions_give_each_gradio_session_its_own_stable_key(tmp_path):
+    s = Sessions(Store(tmp_path / "s.duckdb"), idle_s=60)
     k1, o1 = s.resolve("", "session-a")
     assert s.resolve(None, "session-a") == (k1, o1)  # the same client keeps its key
     k2, o2 = s.resolve("", "session-b")
@@ -96,16 +98,37 @@ def test_sessions_give_each_gradio_session_its_own_stable_key():
     assert s.resolve(k1, "session-b") == (k1, o1)  # bringing a key wins over the session
 
 
-def test_sweeps_are_rate_limited_unless_forced():
+def _doc(text):
+    return [Document("u", "t", text)], [[Chunk(0, text, 0, len(text), 3)]]
+
+
+def test_idle_private_corpora_are_swept_and_the_shared_one_stays(tmp_path):
     now = [0.0]
-    store = _RecordingStore()
+    store = _CountingStore(tmp_path / "s.duckdb")
+    shared = store.add_corpus("shared", *_doc("public text"), owner=None)
+    _, owner = Sessions(store, 60).resolve(new_session_key(), None)
+    private = store.add_corpus("mine", *_doc("private text"), owner=owner)
+    s = Sessions(store, idle_s=3600, sweep_every_s=10, clock=lambda: now[0])
+    s.sweep()
+    s.sweep()  # within sweep_every_s: not asked again
+    assert len(store.sweeps) == 1 and {c.id for c in store.list_corpora(owner)} == {shared, private}
+    s.idle_s = 0.0  # everything private is now idle for too long
+    now[0] = 11.0
+    s.sweep()
+    assert len(store.sweeps) == 2
+    assert [c.id for c in store.list_corpora(owner)] == [shared]
+
+
+def test_sweeps_are_rate_limited_unless_forced(tmp_path):
+    now = [0.0]
+    store = _CountingStore(tmp_path / "s.duckdb")
     s = Sessions(store, idle_s=30, sweep_every_s=10, clock=lambda: now[0])
     s.sweep()
     s.sweep()
     now[0] = 11.0
     s.sweep()
     s.sweep(force=True)
-    assert store.calls == [30.0, 30.0, 30.0]
+    assert store.sweeps == [30.0, 30.0, 30.0]
 
 
 # ----------------------------------------------------------------------------- throughput and stats

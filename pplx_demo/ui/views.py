@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pplx_demo.charts import colour_for, format_bytes
 
-SNIPPET_CHARS = 320
+SNIPPET_CHARS = 260
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Scripts written without spaces: a single character is a meaningful term there.
 _NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
@@ -44,10 +44,11 @@ def query_terms(query: str) -> list[str]:
 def _term_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
     if not terms:
         return None
-    # Longest first so "embeddings" wins over "embed"; word start boundary except for CJK terms.
+    # Longest first; a term marks the whole word it starts ("discover" marks "discovered"), except in
+    # scripts written without spaces, where a word boundary means nothing.
     parts = []
     for t in sorted(terms, key=len, reverse=True):
-        parts.append(re.escape(t) if _NO_SPACE_SCRIPT.search(t) else r"(?<!\w)" + re.escape(t))
+        parts.append(re.escape(t) if _NO_SPACE_SCRIPT.search(t) else r"(?<!\w)" + re.escape(t) + r"\w*")
     return re.compile("|".join(parts), re.IGNORECASE | re.UNICODE)
 
 
@@ -108,10 +109,18 @@ def movement(rank: int, baseline_rank: int | None, is_baseline: bool) -> tuple[s
     return "down", f"▼{rank - baseline_rank}", f"#{baseline_rank} in float32: moved down"
 
 
+STAGE_NAMES = {"embed_query": "embed query", "search": "search", "rescore": "rescore", "fetch_text": "fetch text"}
+
+
 def _timings_html(timings: Mapping[str, float]) -> str:
-    parts = [f"<span>{esc(stage)} <b>{ms:.1f}</b> ms</span>" for stage, ms in timings.items() if stage != "total"]
-    total = timings.get("total", sum(timings.values()))
+    """Per-stage latency; 'build' (first use of a configuration) is shown apart, as it is not per query."""
+    parts = [f"<span>{esc(STAGE_NAMES.get(stage, stage))} <b>{ms:.1f}</b> ms</span>"
+             for stage, ms in timings.items() if stage not in ("total", "build")]
+    total = timings.get("total", sum(v for k, v in timings.items() if k != "build"))
     parts.append(f"<span class='total'>total <b>{total:.1f}</b> ms</span>")
+    if "build" in timings:
+        parts.append(f"<span title='one-off: building this index on first use'>(index built in "
+                     f"{timings['build']:.0f} ms)</span>")
     return "".join(parts)
 
 
@@ -126,8 +135,13 @@ def _fmt_opt(x: float | None, spec: str = ".2f") -> str:
 def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str, is_baseline: bool) -> str:
     """One result column: header (config, true model name, storage and agreement), timings, hits."""
     st = column.storage
-    ratio = getattr(st, "ratio_vs_float32", None)
-    smaller = "baseline" if is_baseline or not ratio else f"{ratio:.0f}x smaller" if ratio >= 10 else f"{ratio:.1f}x smaller"
+    ratio = getattr(st, "ratio_vs_float32", None)  # bytes relative to full-size float32 (< 1: smaller)
+    if is_baseline or not ratio:
+        smaller = "reference"
+    else:
+        times = 1.0 / ratio
+        smaller = f"{times:.0f}x smaller" if times >= 10 else f"{times:.1f}x smaller" if times > 1 else \
+            f"{ratio:.1f}x larger" if ratio > 1 else "same"
     head = (f"<div class='pplx-col-head' style='border-top-color:{colour}'>"
             f"<div class='pplx-col-label'>{esc(column.label)}</div>"
             f"<div class='pplx-col-model' title='model that produced this column'>{esc(model_name)}</div>"

@@ -1,0 +1,26 @@
+"""Start the studio: `python app.py` (a Hugging Face Space runs this file too)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pplx_demo.config import Settings
+from pplx_demo.ui import build_app, launch_options
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("PPLX_DEMO_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    demo = build_app(settings)
+    # Listen on every interface only where that is the point (a Space, a container that asks for it).
+    on_space = bool(os.environ.get("SPACE_ID"))
+    host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1")
+    port = int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    demo.queue(default_concurrency_limit=settings.heavy_concurrency)
+    demo.launch(server_name=host, server_port=port, **launch_options())
+
+
+if __name__ == "__main__":
+    main()

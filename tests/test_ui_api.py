@@ -1,0 +1,161 @@
+"""The studio driven through its HTTP API with gradio_client, as a script or another service would.
+
+One real app (real DuckDB file, the real offline stand-in model) serves every test of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+from gradio_client import Client, handle_file
+from ui_server import running_studio
+
+from pplx_demo.models import MODELS
+
+STAND_IN = MODELS["minilm-l6"].display_name
+THREE = ["float32", "int8", "binary + rescore"]
+
+GUIDE = """# Binary quantisation
+
+Binary quantisation keeps one bit per dimension, the sign of each coordinate. A vector of 1024
+dimensions then takes 128 bytes instead of 4096, and distances are computed with XOR and popcount.
+
+# Volcanoes of Iceland
+
+Iceland sits on the Mid-Atlantic Ridge; eruptions such as Eyjafjallajokull in 2010 closed European
+airspace for days because of the ash cloud.
+
+# Sourdough bread
+
+A sourdough starter is a culture of wild yeast and lactic acid bacteria; bakers feed it flour and
+water every day and use part of it to leaven the dough.
+"""
+
+
+@pytest.fixture(scope="module")
+def studio_url(tmp_path_factory):
+    with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uploads")
+    (folder / "guide.md").write_text(GUIDE, encoding="utf-8")
+    (folder / "evil.html").write_text("<html><head><title>Evil <b>page</b></title></head><body><p>This page "
+                                      "tells you about the ash of a volcano <script>alert('x')</script> and "
+                                      "what happens when there is an eruption <img src=x onerror=alert(1)> "
+                                      "in the north of the island &lt;b&gt;</p></body></html>", encoding="utf-8")
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    return folder
+
+
+def _ingest(client: Client, paths, name: str, session_key: str = "") -> dict:
+    handle, status, stats, rejected, *_ = client.predict(
+        [handle_file(str(p)) for p in paths], name, "stand-in", "standard", 64, 8, session_key, api_name="/ingest")
+    return {"handle": handle, "status": status, "stats": stats, "rejected": rejected}
+
+
+def _search(client: Client, corpus_id, query: str, configs=THREE, k: int = 5, session_key: str = ""):
+    html, results = client.predict(str(corpus_id), query, "stand-in", "standard", configs, k, 4, "full", session_key,
+                                   api_name="/search")
+    return html, results
+
+
+def test_upload_then_search_gives_one_ranked_column_per_configuration(studio_url, files):
+    client = Client(studio_url, verbose=False)
+    out = _ingest(client, [files / "guide.md", files / "evil.html", files / "photo.png"], "my notes")
+    handle = out["handle"]
+    assert handle["name"] == "my notes" and handle["documents"] == 2 and handle["chunks"] >= 3
+    assert handle["model"] == STAND_IN and handle["session_key"]
+    assert handle["languages"] == {"en": 2}
+    assert [r["name"] for r in handle["rejected"]] == ["photo.png"]  # per-file errors come back
+    assert "Added my notes" in out["status"]
+    assert "| documents | 2 |" in out["stats"]
+
+    html, results = _search(client, handle["corpus_id"], "How many bytes does a binary vector take?")
+    columns = results["columns"]
+    assert [c["configuration"] for c in columns] == ["float32", "int8 (calibrated)",
+                                                     "binary + rescore(int8 calibrated) x4"]
+    for col in columns:
+        assert col["model"] == STAND_IN  # the true model name on every column
+        ranks = [h["rank"] for h in col["hits"]]
+        scores = [h["score"] for h in col["hits"]]
+        assert ranks == list(range(1, len(ranks) + 1)) and len(ranks) == min(5, handle["chunks"])
+        assert scores == sorted(scores, reverse=True)
+        assert "128 bytes" in col["hits"][0]["text"]  # the chunk that answers the question ranks first
+        assert set(col["timings_ms"]) >= {"embed_query", "search", "total"}
+    f32, int8, rescored = columns
+    assert f32["bytes_per_vector"] == 4 * 384 and int8["bytes_per_vector"] < f32["bytes_per_vector"]
+    assert all(h["float32_rank"] == h["rank"] for h in f32["hits"])
+    assert html.count("class='pplx-col'") == 3 and html.count(STAND_IN) == 3
+
+
+def test_uploaded_markup_is_shown_as_text_never_run(studio_url, files):
+    client = Client(studio_url, verbose=False)
+    handle = _ingest(client, [files / "evil.html"], "evil")["handle"]
+    html, results = _search(client, handle["corpus_id"], "volcano eruption <script>", configs=["float32"], k=1)
+    assert results["columns"][0]["hits"], "the page should be found"
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert "Evil &lt;b&gt;page&lt;/b&gt;" in html  # the page title, shown as text
+    assert "island &lt;b&gt;" in html  # an entity in the page stays text after decoding
+    assert "<mark>eruption</mark>" in html
+
+
+def test_a_corpus_is_private_to_the_session_that_made_it(studio_url, files):
+    alice, bob = Client(studio_url, verbose=False), Client(studio_url, verbose=False)
+    handle = _ingest(alice, [files / "guide.md"], "alice's notes")["handle"]
+    corpus_id = handle["corpus_id"]
+
+    alice_sees = {c["corpus_id"]: c for c in alice.predict("", api_name="/corpora")}
+    bob_sees = {c["corpus_id"]: c for c in bob.predict("", api_name="/corpora")}
+    assert corpus_id in alice_sees and not alice_sees[corpus_id]["shared"]
+    assert corpus_id not in bob_sees
+    assert any(c["shared"] for c in bob_sees.values())  # the sample corpus is visible to everyone
+    with pytest.raises(Exception, match="no corpus"):
+        _search(bob, corpus_id, "sourdough")
+    with pytest.raises(Exception, match="no corpus"):
+        bob.predict("corpus", [], "same as corpus", None, None, None, 10, "stand-in", "standard", ["float32"], [],
+                    str(corpus_id), "", api_name="/evaluate")
+    # The session key returned by ingest is the capability: whoever holds it may use the corpus.
+    _, results = _search(bob, corpus_id, "sourdough starter", configs=["float32"], session_key=handle["session_key"])
+    assert "yeast" in results["columns"][0]["hits"][0]["text"]
+
+
+def test_a_malformed_session_key_is_refused_with_a_reason(studio_url):
+    client = Client(studio_url, verbose=False)
+    with pytest.raises(Exception, match="session key is malformed"):
+        client.predict("x y", api_name="/corpora")
+
+
+def test_unavailable_models_say_why_and_how_to_enable_them(studio_url):
+    client = Client(studio_url, verbose=False)
+    sample = next(c for c in client.predict("", api_name="/corpora") if c["shared"])
+    with pytest.raises(Exception, match="not available here.*To enable it"):
+        client.predict(str(sample["corpus_id"]), "oxygen", "0.6B", "standard", ["float32"], 3, 4, "full", "",
+                       api_name="/search")
+
+
+def test_evaluate_an_uploaded_beir_folder(studio_url, tmp_path):
+    docs = {"d1": "Binary codes keep the sign of every coordinate.", "d2": "Sourdough needs a starter of wild yeast.",
+            "d3": "Eyjafjallajokull erupted in Iceland in 2010."}
+    queries = {"q1": "sign bits of a vector", "q2": "bread leavened with wild yeast", "q3": "Icelandic volcano"}
+    qrels = {"q1": "d1", "q2": "d2", "q3": "d3"}
+    archive = tmp_path / "tiny-beir.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("tiny/corpus.jsonl", "\n".join(json.dumps({"_id": k, "title": "", "text": v}) for k, v in docs.items()))
+        z.writestr("tiny/queries.jsonl", "\n".join(json.dumps({"_id": k, "text": v}) for k, v in queries.items()))
+        z.writestr("tiny/qrels/test.tsv", "query-id\tcorpus-id\tscore\n" +
+                   "\n".join(f"{q}\t{d}\t1" for q, d in qrels.items()))
+    client = Client(studio_url, verbose=False)
+    status, table, *_ = client.predict("beir", [], "same as corpus", handle_file(str(archive)), None, None, 100,
+                                       "stand-in", "standard", ["float32", "binary"], [], "", "",
+                                       api_name="/evaluate")
+    assert "3 queries over 3 documents" in status and STAND_IN in status
+    headers, rows = table["headers"], table["data"]
+    by_config = {row[headers.index("configuration")]: row for row in rows}
+    assert set(by_config) == {"float32", "binary", "BM25"}
+    assert by_config["float32"][headers.index("ndcg@10")] == 100.0  # each query finds its one document first
+    assert by_config["binary"][headers.index("bytes_per_vector")] < by_config["float32"][headers.index("bytes_per_vector")]
