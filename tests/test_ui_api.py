@@ -5,7 +5,10 @@ One real app (real DuckDB file, the real offline stand-in model) serves every te
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 import zipfile
 
 import pytest
@@ -36,8 +39,27 @@ water every day and use part of it to leaven the dough.
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory):
-    with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb") as url:
+    # Private addresses allowed so the crawl test can reach its local web server.
+    with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb", allow_private_addresses=True) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A two-page web site on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text("<html><head><title>Lighthouses</title></head><body><p>Lighthouses guide "
+                                     "ships at night with a rotating lamp and a Fresnel lens.</p>"
+                                     "<a href='/keepers.html'>keepers</a></body></html>", encoding="utf-8")
+    (root / "keepers.html").write_text("<html><head><title>Keepers</title></head><body><p>Lighthouse keepers "
+                                       "trimmed the wicks and wound the clockwork every few hours.</p></body></html>",
+                                       encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +113,17 @@ def test_upload_then_search_gives_one_ranked_column_per_configuration(studio_url
     assert f32["bytes_per_vector"] == 4 * 384 and int8["bytes_per_vector"] < f32["bytes_per_vector"]
     assert all(h["float32_rank"] == h["rank"] for h in f32["hits"])
     assert html.count("class='pplx-col'") == 3 and html.count(STAND_IN) == 3
+
+
+def test_crawl_a_site_into_a_private_corpus(studio_url, site):
+    client = Client(studio_url, verbose=False)
+    handle, status, *_ = client.predict(url=site, max_pages=5, max_depth=1, corpus_name="lighthouses",
+                                        model_size="stand-in", api_name="/crawl")
+    assert handle["documents"] == 2 and "Added lighthouses" in status
+    _, results = _search(client, handle["corpus_id"], "who wound the clockwork?", configs=["float32"], k=2,
+                         session_key=handle["session_key"])
+    assert results["columns"][0]["hits"][0]["title"] == "Keepers"
+    assert results["columns"][0]["hits"][0]["uri"].endswith("/keepers.html")
 
 
 def test_uploaded_markup_is_shown_as_text_never_run(studio_url, files):

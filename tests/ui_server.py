@@ -24,7 +24,6 @@ def running_studio(db_path: Path, **overrides) -> Iterator[str]:
 
     settings = dataclasses.replace(Settings.from_env(), db_path=db_path, **overrides)
     demo = build_app(settings)
-    demo.queue()
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True, **launch_options())
     try:

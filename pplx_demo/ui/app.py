@@ -71,7 +71,7 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
                                 crawl_btn = gr.Button("Crawl into a private corpus", variant="primary")
                             with gr.Tab("Sample corpus"):
                                 gr.Markdown(studio.sample_note())
-                        corpus_name = gr.Textbox(label="Corpus name", placeholder="my documents")
+                        corpus_name = gr.Textbox(label="Corpus name", placeholder="my documents", elem_id="pplx-corpus-name")
                         chunk_default, overlap_default = studio.chunking_for(default_size, default_variant)
                         with gr.Row():
                             chunk_tokens = gr.Slider(32, 2048, value=chunk_default, step=16,
@@ -205,4 +205,6 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
             api_visibility="private")
 
         gr.api(studio.corpora, api_name="corpora")
+    # Light events (page load, charts) run side by side; heavy ones set their own limit above.
+    demo.queue(default_concurrency_limit=st.SEARCH_CONCURRENCY)
     return demo

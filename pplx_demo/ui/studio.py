@@ -35,7 +35,7 @@ from pplx_demo.ingest.formats import load_files
 from pplx_demo.ingest.sample import SAMPLE_ATTRIBUTION, SAMPLE_CORPUS_NAME, sample_documents, sample_queries
 from pplx_demo.models import MODELS, STAND_IN_KEY, availability, get_encoder, pplx_key
 from pplx_demo.sessions import Sessions, new_session_key
-from pplx_demo.stats import CorpusStats, corpus_stats
+from pplx_demo.stats import CorpusStats, corpus_stats, document_language
 from pplx_demo.throughput import ThroughputMeter
 from pplx_demo.ui import views
 from pplx_demo.ui.gpu import gpu_task
@@ -158,6 +158,7 @@ class Studio:
         self._cancel: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
         self._availability: dict[str, Any] = {}
+        self._embedded: set[tuple[int, int, str, str]] = set()  # (corpus, revision, model, variant) ready
         self.sample_corpus_id: Any = None
 
     # ------------------------------------------------------------------ start-up
@@ -355,6 +356,11 @@ class Studio:
             chunks.append(chunk_text(doc.text, encoder.tokenizer, chunk_tokens, overlap_tokens))
             if progress is not None:
                 progress((i + 1, len(documents)), desc="Chunking")
+        for doc in documents:  # record each document's language so the store can list it too
+            if not doc.metadata.get("lang"):
+                lang = document_language(doc)
+                if lang:
+                    doc.metadata["lang"] = lang
         stats = corpus_stats(documents, chunks)
         if stats.chunks == 0:
             raise DemoError("The documents hold no text to search.")
@@ -448,7 +454,10 @@ class Studio:
         configs = configs_for(configurations or [], matryoshka, int(rescore_multiplier))
         model_key, enc_variant = encoder_args(model_size, variant)
         encoder = get_encoder(model_key, enc_variant)
-        self._embed(c.id, encoder, progress, None)  # cached after the first time
+        ready = (c.id, c.revision, str(encoder.model_key), str(encoder.variant))
+        if ready not in self._embedded:  # first search of this corpus with this model: may embed (heavy)
+            self._embed(c.id, encoder, progress, None)
+            self._embedded.add(ready)
         response = self.search_service.search(c.id, model_key, enc_variant, configs, query.strip(), int(top_k))
         runs = list(history or [])[-(HISTORY_RUNS - 1):] + [response]
         return views.results_html(response, query, BASELINE.label), _response_json(response, c), runs

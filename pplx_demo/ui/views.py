@@ -120,7 +120,7 @@ def _timings_html(timings: Mapping[str, float]) -> str:
     parts.append(f"<span class='total'>total <b>{total:.1f}</b> ms</span>")
     if "build" in timings:
         parts.append(f"<span title='one-off: building this index on first use'>(index built in "
-                     f"{timings['build']:.0f} ms)</span>")
+                     f"{timings['build']:.1f} ms)</span>")
     return "".join(parts)
 
 

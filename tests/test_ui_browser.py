@@ -1,0 +1,127 @@
+"""The studio in a real browser (Debian's Chromium driven by Playwright): upload, search side by side,
+see the charts, and save the screenshot the README shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from ui_server import running_studio
+
+from pplx_demo.ingest.sample import sample_queries
+from pplx_demo.models import MODELS
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+STAND_IN = MODELS["minilm-l6"].display_name
+TIMEOUT_MS = 90_000
+
+NOTES = """# Binary quantisation
+
+Binary quantisation keeps one bit per dimension, the sign of each coordinate. A vector of 1024
+dimensions then takes 128 bytes instead of 4096, and distances are computed with XOR and popcount.
+
+# Rescoring
+
+Rescoring takes the best candidates of the binary index and scores them again with int8 vectors,
+which recovers most of the quality the single bits lose.
+
+# Sourdough bread
+
+A sourdough starter is a culture of wild yeast and lactic acid bacteria; bakers feed it flour and
+water every day.
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"Debian's Chromium is missing at {CHROMIUM}: install it with `apt-get install chromium` "
+                    "(.ci/run does this). The browser test never downloads a browser.")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def studio_url(tmp_path_factory):
+    with running_studio(tmp_path_factory.mktemp("ui-browser") / "studio.duckdb") as url:
+        yield url
+
+
+def _wait_for_session(page) -> None:
+    """The page-load event stores a session key in the hidden field; actions need it."""
+    page.wait_for_function("() => { const el = document.querySelector('#pplx-session-key textarea, "
+                           "#pplx-session-key input'); return el && el.value.length >= 16; }", timeout=TIMEOUT_MS)
+
+
+def _search(page, query: str) -> None:
+    box = page.locator("#pplx-query textarea")
+    box.fill(query)
+    expect(box).to_have_value(query)
+    page.locator("#pplx-search").click()
+
+
+def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, tmp_path):
+    notes = tmp_path / "field-notes.md"
+    notes.write_text(NOTES, encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1440, "height": 1280})
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(studio_url)
+    expect(page.locator("#pplx-upload")).to_be_visible()
+    _wait_for_session(page)
+
+    # Corpus tab: upload one file as a private corpus.
+    page.locator("#pplx-upload input[type=file]").set_input_files(str(notes))
+    expect(page.locator("#pplx-upload")).to_contain_text("field-notes.md")
+    page.locator("#pplx-corpus-name textarea").fill("browser notes")
+    page.locator("#pplx-ingest").click()
+    expect(page.locator("#pplx-corpus-status")).to_contain_text("Added browser notes")
+    expect(page.locator("#pplx-corpus-stats")).to_contain_text("documents")
+
+    # Search tab: the new corpus is selected; three configurations side by side.
+    page.get_by_role("tab", name="Search").click()
+    expect(page.locator("#pplx-corpus input")).to_have_value(re.compile("browser notes"))
+    _search(page, "How many bytes does a binary vector take?")
+    columns = page.locator("#pplx-results .pplx-col")
+    expect(columns).to_have_count(3)
+    assert [columns.nth(i).get_attribute("data-config") for i in range(3)] == [
+        "float32", "int8 (calibrated)", "binary + rescore(int8 calibrated) x4"]
+    for i in range(3):
+        col = columns.nth(i)
+        expect(col.locator(".pplx-col-model")).to_have_text(STAND_IN)
+        expect(col.locator(".pplx-hit").first).to_contain_text("128 bytes")
+        expect(col.locator(".pplx-hit .rank").first).to_have_text("#1")
+    expect(columns.nth(0).locator("mark").first).to_be_visible()  # query terms highlighted
+    expect(columns.nth(1).locator(".stat", has_text="size")).to_contain_text("x smaller")
+
+    # Compare tab: the latency and storage charts are drawn by plotly.
+    page.get_by_role("tab", name="Compare").click()
+    expect(page.locator("#pplx-latency .js-plotly-plot .trace.bars").first).to_be_attached()
+    expect(page.locator("#pplx-storage .js-plotly-plot .trace.bars").first).to_be_attached()
+    expect(page.locator("#pplx-latency")).to_contain_text("Latency per query")
+
+    # The screenshot for the README: the shared sample corpus and one of its example questions.
+    page.get_by_role("tab", name="Search").click()
+    page.locator("#pplx-corpus input").click()
+    page.get_by_role("option", name=re.compile("XQuAD sample")).click()
+    expect(page.locator("#pplx-corpus input")).to_have_value(re.compile("XQuAD sample"))
+    page.locator("#pplx-configs label", has_text=re.compile(r"^\s*binary\s*$")).click()
+    question = sample_queries("en", 8)[2]
+    _search(page, question)
+    expect(columns).to_have_count(4)
+    expect(columns.nth(0).locator(".pplx-hit").first).to_contain_text("Oxygen")
+    page.mouse.move(0, 0)
+    page.evaluate("window.scrollTo(0, 0)")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 50_000
+    assert not page_errors, page_errors
+    page.close()
