@@ -39,8 +39,10 @@ water every day and use part of it to leaven the dough.
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory):
-    # Private addresses allowed so the crawl test can reach its local web server.
-    with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb", allow_private_addresses=True) as url:
+    # Private addresses allowed so the crawl test can reach its local web server; every new corpus
+    # counts as a "long" job, so ingestion stops at the estimate and the first search (or /embed) embeds.
+    with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb", auto_embed_seconds=0,
+                        allow_private_addresses=True) as url:
         yield url
 
 
@@ -96,6 +98,9 @@ def test_upload_then_search_gives_one_ranked_column_per_configuration(studio_url
     assert [r["name"] for r in handle["rejected"]] == ["photo.png"]  # per-file errors come back
     assert "Added my notes" in out["status"]
     assert "| documents | 2 |" in out["stats"]
+    # Before embedding: an estimate from the throughput measured for this model here.
+    assert handle["estimated_embedding_seconds"] > 0
+    assert "measured" in out["status"] and "tokens/s on this machine" in out["status"]
 
     html, results = _search(client, handle["corpus_id"], "How many bytes does a binary vector take?")
     columns = results["columns"]
@@ -135,6 +140,18 @@ def test_uploaded_markup_is_shown_as_text_never_run(studio_url, files):
     assert "Evil &lt;b&gt;page&lt;/b&gt;" in html  # the page title, shown as text
     assert "island &lt;b&gt;" in html  # an entity in the page stays text after decoding
     assert "<mark>eruption</mark>" in html
+
+
+def test_embed_now_then_again_is_a_cache_hit(studio_url, tmp_path):
+    page = tmp_path / "tides.txt"  # text no other test stored: the vector cache is keyed by content
+    page.write_text("Spring tides happen when the sun and the moon line up.\n\nNeap tides come a week later, "
+                    "when they pull at right angles.", encoding="utf-8")
+    client = Client(studio_url, verbose=False)
+    handle = _ingest(client, [page], "embed me")["handle"]
+    args = dict(corpus=str(handle["corpus_id"]), model_size="stand-in", session_key=handle["session_key"])
+    first = client.predict(**args, api_name="/embed")
+    assert f"embedded {handle['chunks']} chunks with {STAND_IN}" in first
+    assert "already embedded" in client.predict(**args, api_name="/embed")
 
 
 def test_a_corpus_is_private_to_the_session_that_made_it(studio_url, files):

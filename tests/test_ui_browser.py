@@ -123,5 +123,25 @@ def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, t
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 50_000
+
+    # A model that is not installed stays visible, says why, and its actions are disabled.
+    page.locator("#pplx-model label", has_text="pplx-embed 4B").click()
+    expect(page.locator("#pplx-model-note")).to_contain_text("not available here")
+    expect(page.locator("#pplx-model-note")).to_contain_text("To enable it")
+    expect(page.locator("#pplx-search")).to_be_disabled()
+    page.locator("#pplx-model label", has_text="stand-in").click()
+    expect(page.locator("#pplx-search")).to_be_enabled()
+
+    # The private corpus survives a reload of this browser, and another browser never sees it.
+    page.reload()
+    _wait_for_session(page)
+    expect(page.locator("#pplx-corpora")).to_contain_text("browser notes")
+    other = browser.new_context().new_page()
+    other.set_default_timeout(TIMEOUT_MS)
+    other.goto(studio_url)
+    _wait_for_session(other)
+    expect(other.locator("#pplx-corpora")).to_contain_text("XQuAD sample")
+    expect(other.locator("#pplx-corpora")).not_to_contain_text("browser notes")
+    other.context.close()
     assert not page_errors, page_errors
     page.close()

@@ -18,12 +18,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_studio(db_path: Path, **overrides) -> Iterator[str]:
-    """Build and launch the studio (sample corpus embedded on first start); yields its URL."""
+def running_studio(db_path: Path, auto_embed_seconds: float | None = None, **overrides) -> Iterator[str]:
+    """Build and launch the studio (sample corpus embedded on first start); yields its URL.
+
+    `overrides` replace Settings fields; `auto_embed_seconds` is the studio's "embed right away if
+    the estimate is below" threshold.
+    """
     from pplx_demo.ui import build_app, launch_options
+    from pplx_demo.ui.studio import Studio
 
     settings = dataclasses.replace(Settings.from_env(), db_path=db_path, **overrides)
-    demo = build_app(settings)
+    studio = Studio(settings) if auto_embed_seconds is None else Studio(settings, auto_embed_seconds)
+    demo = build_app(settings, studio=studio)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True, **launch_options())
     try:

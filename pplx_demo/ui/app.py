@@ -28,7 +28,8 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
     default_size, default_variant = studio.default_model()
     heavy = {"concurrency_limit": studio.settings.heavy_concurrency, "concurrency_id": "heavy"}
 
-    with gr.Blocks(title="pplx-embed search studio") as demo:
+    # No usage analytics: nothing about what people search leaves the server.
+    with gr.Blocks(title="pplx-embed search studio", analytics_enabled=False) as demo:
         browser_key = gr.BrowserState("", storage_key=BROWSER_STORAGE_KEY)
         session_key = gr.Textbox(value="", visible="hidden", label="session key", elem_id="pplx-session-key")
         history = gr.State([])  # last search runs of this session, for the Compare tab
@@ -88,7 +89,7 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
                         corpus_info = gr.JSON(label="Corpus handle (for the API)", visible=False)
                         with gr.Row():
                             corpora_table = gr.Dataframe(label="Corpora you can search", interactive=False,
-                                                         wrap=True, max_height=260)
+                                                         wrap=True, max_height=260, elem_id="pplx-corpora")
                         embed_btn = gr.Button("Embed the selected corpus now", size="sm")
 
             # ------------------------------------------------------------------ Search

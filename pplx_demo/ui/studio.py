@@ -144,11 +144,12 @@ def _progress_bridge(progress: gr.Progress | None, desc: str) -> Callable[[int, 
 class Studio:
     """Everything the UI calls, bound to one store; one instance per app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, auto_embed_seconds: float = AUTO_EMBED_SECONDS) -> None:
         from pplx_demo.search import SearchService  # noqa: PLC0415
         from pplx_demo.store import Store  # noqa: PLC0415
 
         self.settings = settings
+        self.auto_embed_seconds = float(auto_embed_seconds)
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.db_path)
         self.search_service = SearchService(self.store)
@@ -169,7 +170,7 @@ class Studio:
             with ThreadPoolExecutor(max_workers=len(MODELS)) as pool:  # hub checks time out in parallel
                 found = list(pool.map(lambda k: availability(k, self.settings), MODELS))
             self._availability = {a.key: a for a in found}
-        self.sessions.sweep(force=True)
+        self._sweep(force=True)
         if self.sample_corpus_id is None:
             self.sample_corpus_id = self._ensure_sample()
 
@@ -252,7 +253,7 @@ class Studio:
     # ------------------------------------------------------------------ sessions and corpora
 
     def _who(self, session_key: str | None, request: gr.Request | None) -> tuple[str, str]:
-        self.sessions.sweep()
+        self._sweep()
         return self.sessions.resolve(session_key, getattr(request, "session_hash", None))
 
     def start_session(self, stored_key: Any, request: gr.Request) -> tuple[Any, ...]:
@@ -263,8 +264,14 @@ class Studio:
         except DemoError:  # a corrupted stored key: start a fresh private space
             key = new_session_key()
             _, owner = self.sessions.resolve(key, None)
-        self.sessions.sweep()
+        self._sweep()
         return key, key, self._corpus_dropdown(owner), self._corpora_frame(owner)
+
+    def _sweep(self, force: bool = False) -> None:
+        """Delete idle private corpora (rate-limited) and drop their cached indexes."""
+        for corpus_id in self.sessions.sweep(force=force) or []:
+            self.search_service.forget(corpus_id)
+            log.info("private corpus %s expired", corpus_id)
 
     def _visible(self, owner: str) -> list[Any]:
         """Corpora this owner may use, without the datasets evaluation runs store for themselves."""
@@ -368,7 +375,7 @@ class Studio:
                                           chunking={"chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens,
                                                     "tokenizer": encoder.name})
         estimate = self.meter.estimate(encoder, stats.tokens)
-        if estimate.seconds <= AUTO_EMBED_SECONDS:
+        if estimate.seconds <= self.auto_embed_seconds:
             seconds, _ = self._embed(corpus_id, encoder, progress, cancel)
             status = views.notice_html(f"Added {name!s} ({stats.chunks} chunks) and embedded it with "
                                        f"{encoder.name} in {seconds:.1f} s (estimated: {estimate.describe()}).")
