@@ -7,6 +7,7 @@ heavy-work semaphore, bridges progress bars, and formats what comes back.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -28,14 +29,15 @@ from pplx_demo.evaluate.reproduction import load_reproduction
 from pplx_demo.evaluate.runner import (EvalReport, is_eval_corpus, pareto_frontier, report_rows, run_corpus_evaluation,
                                        run_evaluation)
 from pplx_demo.index import IndexConfig
-from pplx_demo.search import BASELINE
 from pplx_demo.ingest.chunking import chunk_text, default_chunking
 from pplx_demo.ingest.crawler import CrawlOptions, crawl
 from pplx_demo.ingest.formats import load_files
 from pplx_demo.ingest.sample import SAMPLE_ATTRIBUTION, SAMPLE_CORPUS_NAME, sample_documents, sample_queries
 from pplx_demo.models import MODELS, STAND_IN_KEY, availability, get_encoder, pplx_key
+from pplx_demo.search import BASELINE, SearchService
 from pplx_demo.sessions import Sessions, new_session_key
 from pplx_demo.stats import CorpusStats, corpus_stats, document_language
+from pplx_demo.store import Store
 from pplx_demo.throughput import ThroughputMeter
 from pplx_demo.ui import views
 from pplx_demo.ui.gpu import gpu_task
@@ -85,8 +87,12 @@ def configs_for(names: Sequence[str], matryoshka: str | int | None, rescore_mult
     unknown = [n for n in names if n not in CONFIG_CHOICES]
     if unknown:
         raise DemoError(f"Unknown configuration {unknown[0]!r}: choose from {', '.join(CONFIG_CHOICES)}.")
-    dim = None if matryoshka in (None, "", "full") else int(matryoshka)
-    mult = int(rescore_multiplier)
+    try:
+        dim = None if matryoshka in (None, "", "full") else int(matryoshka)
+        mult = int(rescore_multiplier)
+    except (TypeError, ValueError):
+        raise DemoError(f"Matryoshka size must be 'full' or a number of dimensions, and the rescore multiplier "
+                        f"a whole number (got {matryoshka!r}, {rescore_multiplier!r}).") from None
     table = {
         "float32": IndexConfig("float32", dim=dim),
         "int8": IndexConfig("int8", dim=dim),
@@ -113,7 +119,6 @@ class UserError(gr.Error):
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Show DemoError messages in the UI / API; log anything else with its traceback."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -145,9 +150,6 @@ class Studio:
     """Everything the UI calls, bound to one store; one instance per app."""
 
     def __init__(self, settings: Settings, auto_embed_seconds: float = AUTO_EMBED_SECONDS) -> None:
-        from pplx_demo.search import SearchService  # noqa: PLC0415
-        from pplx_demo.store import Store  # noqa: PLC0415
-
         self.settings = settings
         self.auto_embed_seconds = float(auto_embed_seconds)
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +307,7 @@ class Studio:
             c = self.store.check_access(corpus_id, owner)
         except DemoError:
             raise DemoError(f"There is no corpus {corpus_id} in this session: it may have expired after "
-                            f"{self.settings.private_corpus_idle_s // 60} idle minutes, or belong to another "
+                            f"{self.settings.private_corpus_idle_s / 60:g} idle minutes, or belong to another "
                             "session.") from None
         if c.owner is not None:
             self.store.touch_corpus(corpus_id)
