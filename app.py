@@ -18,7 +18,7 @@ def main() -> None:
     on_space = bool(os.environ.get("SPACE_ID"))
     host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1")
     port = int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
-    demo.launch(server_name=host, server_port=port, **launch_options())
+    demo.launch(server_name=host, server_port=port, **launch_options(settings))
 
 
 if __name__ == "__main__":

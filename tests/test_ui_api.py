@@ -41,8 +41,9 @@ water every day and use part of it to leaven the dough.
 def studio_url(tmp_path_factory):
     # Private addresses allowed so the crawl test can reach its local web server; every new corpus
     # counts as a "long" job, so ingestion stops at the estimate and the first search (or /embed) embeds.
+    # A small upload cap so the oversized-upload test needs only a few hundred kB.
     with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb", auto_embed_seconds=0,
-                        allow_private_addresses=True) as url:
+                        allow_private_addresses=True, max_file_bytes=200_000) as url:
         yield url
 
 
@@ -209,3 +210,13 @@ def test_evaluate_an_uploaded_beir_folder(studio_url, tmp_path):
     assert set(by_config) == {"float32", "binary", "BM25"}
     assert by_config["float32"][headers.index("ndcg@10")] == 100.0  # each query finds its one document first
     assert by_config["binary"][headers.index("bytes_per_vector")] < by_config["float32"][headers.index("bytes_per_vector")]
+
+
+def test_an_oversized_upload_is_refused_and_nothing_stored_changes(studio_url, files, tmp_path):
+    client = Client(studio_url, verbose=False)
+    before = client.predict("", api_name="/corpora")
+    huge = tmp_path / "huge.txt"
+    huge.write_text("lighthouse " * 30_000, encoding="utf-8")  # 330 kB > the 200 kB cap
+    with pytest.raises(Exception, match="(?i)size|large|exceed"):
+        _ingest(client, [huge], "too big")
+    assert client.predict("", api_name="/corpora") == before

@@ -31,7 +31,7 @@ def running_studio(db_path: Path, auto_embed_seconds: float | None = None, **ove
     studio = Studio(settings) if auto_embed_seconds is None else Studio(settings, auto_embed_seconds)
     demo = build_app(settings, studio=studio)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                            quiet=True, **launch_options())
+                            quiet=True, **launch_options(settings))
     try:
         yield url
     finally:

@@ -15,9 +15,13 @@ THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 BROWSER_STORAGE_KEY = "pplx-studio-session"
 
 
-def launch_options() -> dict[str, Any]:
-    """Keyword arguments every `demo.launch` of the studio needs (theme and style)."""
-    return {"theme": THEME, "css": CSS}
+def launch_options(settings: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments every `demo.launch` of the studio needs: theme, style, and the upload cap.
+
+    Gradio refuses a file over `max_file_bytes` while it streams in, before it reaches the disk whole.
+    """
+    settings = settings or Settings.from_env()
+    return {"theme": THEME, "css": CSS, "max_file_size": settings.max_file_bytes}
 
 
 def build_app(settings: Settings | None = None, studio: st.Studio | None = None) -> gr.Blocks:
