@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
+TOUCH_WRITE_S = 30.0  # a corpus' last use is written at most this often (searches stay read-only)
 _BATCH_DOCUMENTS = 500  # documents per insert statement (chunks follow their documents)
 _EMBED_TEXTS_PER_CALL = 64  # standard variant: texts per encode() call between cancel checks
 _EMBED_DOCS_PER_CALL = 8  # contextual variant: documents per encode_documents() call
@@ -165,8 +166,13 @@ class Store:
         self._cursors_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._pending_touches: dict[int, float] = {}  # corpus id -> last use not yet written
+        self._touch_written: dict[int, float] = {}  # corpus id -> when its last use was last written
         self._closed = False
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()  # release the file lock
+            raise
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -199,6 +205,7 @@ class Store:
                 raise
             cur.execute("COMMIT")
             for corpus_id, when in touches.items():  # keep touches that arrived meanwhile
+                self._touch_written[corpus_id] = when
                 if self._pending_touches.get(corpus_id) == when:
                     self._pending_touches.pop(corpus_id, None)
 
@@ -236,9 +243,15 @@ class Store:
         return int(self._one("SELECT max(version) FROM schema_version")[0])
 
     def close(self) -> None:
-        """Close every cursor and the connection (committed data is already durable)."""
+        """Write pending corpus touches, then close every cursor and the connection."""
         if self._closed:
             return
+        if self._pending_touches:
+            try:
+                with self._transaction():
+                    pass
+            except duckdb.Error as exc:  # closing must not fail over a last-used time
+                log.warning("could not record corpus use times on close: %s", exc)
         self._closed = True
         with self._cursors_lock:
             for cur in self._cursors:
@@ -373,9 +386,16 @@ class Store:
             _delete_corpora(tx, [int(corpus_id)])
 
     def touch_corpus(self, corpus_id: int) -> None:
-        """Mark a corpus as used now (keeps a private corpus from expiring). Never waits for an ingest:
-        while another write runs, the time is kept in memory and written with the next write."""
-        self._pending_touches[int(corpus_id)] = time.time()
+        """Mark a corpus as used now (keeps a private corpus from expiring).
+
+        Never waits for an ingest and writes at most every TOUCH_WRITE_S per corpus: the time is
+        kept in memory meanwhile, reported by get_corpus and written with the next write
+        (expiry itself is a write, so it always sees it).
+        """
+        now = time.time()
+        self._pending_touches[int(corpus_id)] = now
+        if now - self._touch_written.get(int(corpus_id), 0.0) < TOUCH_WRITE_S:
+            return
         if self._write_lock.acquire(blocking=False):
             try:
                 with self._transaction():

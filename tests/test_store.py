@@ -129,6 +129,20 @@ def test_delete_and_expiry(store):
     assert store.get_corpus(shared).n_chunks == 4  # shared corpora never expire
 
 
+def test_touch_updates_last_use_and_survives_reopen(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store:
+        cid = store.add_corpus("c", *make_docs(1), owner="o")
+        created = store.get_corpus(cid).last_used
+        for _ in range(3):  # later touches within TOUCH_WRITE_S stay in memory until a write or close
+            time.sleep(0.01)
+            store.touch_corpus(cid)
+        touched = store.get_corpus(cid).last_used
+        assert touched > created
+    with Store(path) as store:
+        assert store.get_corpus(cid).last_used == pytest.approx(touched)
+
+
 def test_bad_input_is_a_demo_error_and_stores_nothing(store):
     docs, chunks = make_docs(2)
     with pytest.raises(DemoError, match="chunk lists"):
