@@ -25,6 +25,7 @@ numpy itself is single-threaded (int8, binary; float32 uses the BLAS threads).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import threading
@@ -51,6 +52,8 @@ _CAST_BLOCK_BYTES = 4 << 20  # float32 buffer an int8 / bit block is widened int
 _BITS_BLOCK_BYTES = 2 << 20  # XOR temporary for (queries x rows) words; smaller blocks pay more per-call overhead
 _BITS_CHUNK_ROWS = 1 << 15  # rows whose scores are collected before a top-k update
 _PARALLEL_MIN_ROWS = 1 << 15  # below this a second thread costs more than it saves
+_PARTS_PER_THREAD = 4  # scan parts per worker thread (load balancing on a busy machine)
+_MIN_PART_ROWS = 1 << 13
 
 
 @dataclass(frozen=True)
@@ -258,21 +261,36 @@ class _OneBlasThread:
                 cls._limiter = None
 
 
-def _parallel_scan(n: int, nq: int, k: int, threads: int, scan: Callable[[int, int, _TopK], None],
-                   uses_blas: bool) -> _TopK:
-    """Run `scan(start, stop, selector)` on row ranges in threads and merge their top-k.
+Scan = Callable[[int, int, _TopK], None]
 
-    A scan that calls BLAS on small cached blocks runs it single-threaded even with one part:
-    waking BLAS threads per block costs more than the block's work.
+
+def _parallel_scan(n: int, nq: int, k: int, threads: int, make_scan: Callable[[], Scan],
+                   uses_blas: bool) -> _TopK:
+    """Scan rows 0..n in parts on up to `threads` workers and merge the parts' top-k.
+
+    `make_scan()` is called once per worker and returns `scan(start, stop, selector)` with that
+    worker's own buffers. Workers pull parts from a shared counter, so when another process
+    holds a core the free worker simply takes more parts (a fixed split would wait for the slow
+    half). The calling thread is one of the workers. A scan that calls BLAS on small cached
+    blocks runs BLAS single-threaded: waking BLAS threads per block costs more than the work.
     """
-    parts = _row_ranges(n, threads if n >= _PARALLEL_MIN_ROWS else 1)
+    n_parts = 1
+    if threads > 1 and n >= _PARALLEL_MIN_ROWS:
+        n_parts = max(1, min(threads * _PARTS_PER_THREAD, n // _MIN_PART_ROWS))
+    parts = _row_ranges(n, n_parts)
     selectors = [_TopK(nq, k) for _ in parts]
+    next_part = itertools.count()  # next() on a count is atomic under the GIL
+
+    def worker() -> None:
+        scan = make_scan()
+        while (i := next(next_part)) < len(parts):
+            scan(parts[i][0], parts[i][1], selectors[i])
+
     with _OneBlasThread() if uses_blas else contextlib.nullcontext():
-        if len(parts) == 1:
-            scan(parts[0][0], parts[0][1], selectors[0])
-        else:
-            futures = [_pool().submit(scan, a, b, sel) for (a, b), sel in zip(parts, selectors)]
-            for f in futures:
+        helpers = [_pool().submit(worker) for _ in range(min(threads, len(parts)) - 1)]
+        worker()
+        for f in helpers:
+            if not f.cancel():  # a helper still queued behind other searches is not needed any more
                 f.result()
     total = selectors[0]
     for other in selectors[1:]:
@@ -567,19 +585,22 @@ class QuantizedIndex:
         nq, dim = w.shape
         step = _block_rows(4 * dim, _CAST_BLOCK_BYTES)
 
-        def scan(start: int, stop: int, sel: _TopK) -> None:
-            wide = np.empty((min(step, stop - start), dim), dtype=np.float32)
+        def make_scan() -> Scan:
+            wide = np.empty((min(step, self.n), dim), dtype=np.float32)
             out = np.empty((nq, wide.shape[0]), dtype=np.float32)
-            for i in range(start, stop, step):
-                r = min(step, stop - i)
-                np.copyto(wide[:r], codes[i:i + r], casting="unsafe")  # int8 -> float32, in cache
-                s = out[:, :r]
-                _matmul_into(w, wide[:r], s)
-                s += bias[:, None]
-                s *= inv_norm[i:i + r]
-                sel.push(s, i)
 
-        sel = _parallel_scan(self.n, nq, k, self.threads, scan, uses_blas=True)
+            def scan(start: int, stop: int, sel: _TopK) -> None:
+                for i in range(start, stop, step):
+                    r = min(step, stop - i)
+                    np.copyto(wide[:r], codes[i:i + r], casting="unsafe")  # int8 -> float32, in cache
+                    s = out[:, :r]
+                    _matmul_into(w, wide[:r], s)
+                    s += bias[:, None]
+                    s *= inv_norm[i:i + r]
+                    sel.push(s, i)
+            return scan
+
+        sel = _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=True)
         ids, scores = sel.result(self.n)
         return ids, scores * q_inv[:, None]
 
@@ -596,18 +617,21 @@ class QuantizedIndex:
         qbits = self._query_bits(q)
         nq = q.shape[0]
 
-        def scan(start: int, stop: int, sel: _TopK) -> None:
+        def make_scan() -> Scan:
             scorer = _BitScorer(qbits, words, dim)
             chunk = max(scorer.block_rows, (_BITS_CHUNK_ROWS // scorer.block_rows) * scorer.block_rows)
-            agree = np.empty((nq, min(chunk, stop - start)), dtype=np.float32)
-            for c0 in range(start, stop, chunk):
-                c1 = min(c0 + chunk, stop)
-                for i in range(c0, c1, scorer.block_rows):
-                    j = min(i + scorer.block_rows, c1)
-                    scorer.score(bits[i:j], agree[:, i - c0: j - c0])
-                sel.push(agree[:, : c1 - c0], c0)
+            agree = np.empty((nq, min(chunk, self.n)), dtype=np.float32)
 
-        sel = _parallel_scan(self.n, nq, k, self.threads, scan, uses_blas=False)
+            def scan(start: int, stop: int, sel: _TopK) -> None:
+                for c0 in range(start, stop, chunk):
+                    c1 = min(c0 + chunk, stop)
+                    for i in range(c0, c1, scorer.block_rows):
+                        j = min(i + scorer.block_rows, c1)
+                        scorer.score(bits[i:j], agree[:, i - c0: j - c0])
+                    sel.push(agree[:, : c1 - c0], c0)
+            return scan
+
+        sel = _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=False)
         ids, agreements = sel.result(self.n)
         return ids, (np.float32(2.0) * agreements - dim) / np.float32(dim)
 
@@ -622,17 +646,20 @@ class QuantizedIndex:
         nq = qn.shape[0]
         step = _block_rows(4 * row_bytes * 8, _CAST_BLOCK_BYTES)
 
-        def scan(start: int, stop: int, sel: _TopK) -> None:
-            wide = np.empty((min(step, stop - start), row_bytes * 8), dtype=np.float32)
+        def make_scan() -> Scan:
+            wide = np.empty((min(step, self.n), row_bytes * 8), dtype=np.float32)
             out = np.empty((nq, wide.shape[0]), dtype=np.float32)
-            for i in range(start, stop, step):
-                r = min(step, stop - i)
-                np.copyto(wide[:r], np.unpackbits(packed[i:i + r], axis=1), casting="unsafe")
-                s = out[:, :r]
-                _matmul_into(qn, wide[:r], s)
-                sel.push(s, i)
 
-        sel = _parallel_scan(self.n, nq, k, self.threads, scan, uses_blas=True)
+            def scan(start: int, stop: int, sel: _TopK) -> None:
+                for i in range(start, stop, step):
+                    r = min(step, stop - i)
+                    np.copyto(wide[:r], np.unpackbits(packed[i:i + r], axis=1), casting="unsafe")
+                    s = out[:, :r]
+                    _matmul_into(qn, wide[:r], s)
+                    sel.push(s, i)
+            return scan
+
+        sel = _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=True)
         ids, dots = sel.result(self.n)
         return ids, (np.float32(2.0) * dots - q_sum[:, None]) / np.float32(math.sqrt(dim))
 

@@ -182,12 +182,13 @@ def test_matryoshka_index_equals_an_index_of_the_truncated_vectors():
 
 
 def test_many_blocks_threads_and_tails_match_reference(monkeypatch):
-    """Tiny block budgets force many blocks, partial tails and the two-thread split."""
+    """Tiny block budgets force many blocks, partial tails and many parts over two threads."""
     monkeypatch.setattr(index_module, "_FLOAT_SCORES_BYTES", 2048)
     monkeypatch.setattr(index_module, "_CAST_BLOCK_BYTES", 8192)
     monkeypatch.setattr(index_module, "_BITS_BLOCK_BYTES", 4096)
     monkeypatch.setattr(index_module, "_BITS_CHUNK_ROWS", 700)
     monkeypatch.setattr(index_module, "_PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(index_module, "_MIN_PART_ROWS", 300)
     x, q = data(4999, 128, nq=3)
     for cfg, ref in [
         (IndexConfig("float32"), ref_cosine(q, x)),
