@@ -156,7 +156,8 @@ class SearchService:
 
     def _evict(self) -> None:
         total = sum(ix.nbytes for ix in self._indexes.values())
-        while len(self._indexes) > 1 and (len(self._indexes) > self.max_cached_indexes or total > self.max_cached_bytes):
+        while len(self._indexes) > 1 and (len(self._indexes) > self.max_cached_indexes
+                                          or total > self.max_cached_bytes):
             _, old = self._indexes.popitem(last=False)
             total -= old.nbytes
 
