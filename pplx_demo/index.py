@@ -353,17 +353,37 @@ def _popcount_row_sums(counts: np.ndarray, words: int) -> np.ndarray:
     return acc
 
 
-class _BitScorer:
-    """Agreement counts (dim - hamming) of packed query bits against blocks of packed rows."""
+def _tiled(rows: np.ndarray, times: int) -> np.ndarray:
+    """(nq, times * words): each row repeated `times` times, by doubling copies (np.tile is slow)."""
+    nq, words = rows.shape
+    out = np.empty((nq, times * words), dtype=rows.dtype)
+    out[:, :words] = rows
+    filled = words
+    while filled < out.shape[1]:
+        step = min(filled, out.shape[1] - filled)
+        out[:, filled:filled + step] = out[:, :step]
+        filled += step
+    return out
 
-    def __init__(self, qbits: np.ndarray, words: int, dim_bits: int) -> None:
-        self.nq, self.words, self.dim_bits = qbits.shape[0], words, dim_bits
-        self.block_rows = max(1, _BITS_BLOCK_BYTES // (8 * words * self.nq))
-        # Each query repeated over a whole block: the XOR is then one long contiguous loop per
-        # query (broadcasting a (words,) row would run numpy's loop `words` elements at a time).
-        self.qtiled = np.tile(qbits, (1, self.block_rows))  # (nq, block_rows * words)
-        self._xor = np.empty(self.nq * self.block_rows * words, dtype=np.uint64)
-        self._counts = np.empty(self._xor.size, dtype=np.uint8)
+
+class _BitScorer:
+    """Agreement counts (dim - hamming) of packed query bits against blocks of packed rows.
+
+    Each query is repeated over a whole block (`qtiled`, shared by the workers of one search), so
+    the XOR is one long contiguous loop per query; broadcasting a (words,) row would run numpy's
+    inner loop `words` elements at a time.
+    """
+
+    def __init__(self, qtiled: np.ndarray, words: int, dim_bits: int) -> None:
+        self.nq, self.words, self.dim_bits = qtiled.shape[0], words, dim_bits
+        self.block_rows = qtiled.shape[1] // words
+        self.qtiled = qtiled
+        self._xor = np.empty(qtiled.size, dtype=np.uint64)
+        self._counts = np.empty(qtiled.size, dtype=np.uint8)
+
+    @staticmethod
+    def block_rows_for(nq: int, words: int) -> int:
+        return max(1, _BITS_BLOCK_BYTES // (8 * words * nq))
 
     def score(self, block: np.ndarray, out: np.ndarray) -> None:
         """out (nq, r) float32 = agreement counts for block (r <= block_rows, words) uint64."""
@@ -616,9 +636,10 @@ class QuantizedIndex:
         bits, words, dim = self._bits, self._bits.shape[1], self.dim
         qbits = self._query_bits(q)
         nq = q.shape[0]
+        qtiled = _tiled(qbits, min(_BitScorer.block_rows_for(nq, words), max(self.n, 1)))
 
         def make_scan() -> Scan:
-            scorer = _BitScorer(qbits, words, dim)
+            scorer = _BitScorer(qtiled, words, dim)
             chunk = max(scorer.block_rows, (_BITS_CHUNK_ROWS // scorer.block_rows) * scorer.block_rows)
             agree = np.empty((nq, min(chunk, self.n)), dtype=np.float32)
 

@@ -302,3 +302,9 @@ def test_top_k_rows_breaks_ties_by_id():
     assert ids.tolist() == [[1, 2]] and top.tolist() == [[3.0, 3.0]]
     ids, _ = top_k_rows(scores, 2, ids=np.array([[9, 8, 7, 6, 5]]))
     assert ids.tolist() == [[5, 7]]
+
+
+def test_query_tiling_matches_numpy_tile():
+    rows = np.arange(6, dtype=np.uint64).reshape(2, 3)
+    for times in (1, 2, 3, 5, 8, 13):
+        np.testing.assert_array_equal(index_module._tiled(rows, times), np.tile(rows, (1, times)))
