@@ -6,18 +6,35 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pplx_demo.errors import DemoError
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default, kind):
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value in (None, ""):
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise DemoError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int)
 
 
 def _float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+    return _number(name, default, float)
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise DemoError(f"setting {name}={value!r} must be one of {', '.join(allowed)}")
+    return value
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -39,6 +56,7 @@ class Settings:
     db_path: Path = DATA_DIR / "studio.duckdb"
     models_dir: Path | None = None  # folder holding <hub-name>/ weight folders
     hub_timeout_s: float = 3.0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     max_tokens_cpu: int = 8192  # sequence cap for pplx models on CPU (memory, speed)
     max_tokens_gpu: int = 32768
     batch_size: int = 32
@@ -72,6 +90,7 @@ class Settings:
             db_path=_path("PPLX_DEMO_DB", d.db_path) or d.db_path,
             models_dir=_path("PPLX_DEMO_MODELS_DIR", None),
             hub_timeout_s=_float("PPLX_DEMO_HUB_TIMEOUT_S", d.hub_timeout_s),
+            device=_choice("PPLX_DEMO_DEVICE", d.device, ("auto", "cpu", "cuda")),
             max_tokens_cpu=_int("PPLX_DEMO_MAX_TOKENS_CPU", d.max_tokens_cpu),
             max_tokens_gpu=_int("PPLX_DEMO_MAX_TOKENS_GPU", d.max_tokens_gpu),
             batch_size=_int("PPLX_DEMO_BATCH_SIZE", d.batch_size),

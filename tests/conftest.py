@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PPLX_DEMO_DEVICE", "cpu")  # exact fp32 checks; a CUDA test opts in explicitly
 
 
 @pytest.fixture(scope="session")

@@ -296,3 +296,119 @@ def test_registry_key_resolves_to_a_local_models_dir(monkeypatch, tmp_path, tiny
     assert enc.model_key == "pplx-embed-v1-0.6b" and enc.name == "pplx-embed-v1-0.6B"
     with pytest.raises(ModelUnavailable, match="pplx-embed-context-v1-0.6b"):
         load_encoder("pplx-embed-v1-0.6b", variant="contextual")
+
+
+# -- framing, truncation stats, cache keys, failures ------------------------------------------------
+
+def test_special_tokens_the_tokenizer_adds_are_pooled(tmp_path, tiny_pplx_dir):
+    """If a checkpoint's tokenizer appends <|endoftext|>, the mean includes it (what the model card says)."""
+    import shutil
+
+    from tokenizers import Tokenizer, processors
+
+    folder = tmp_path / "eos-appending"
+    shutil.copytree(tiny_pplx_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.post_processor = processors.TemplateProcessing(single="$A <|endoftext|>", special_tokens=[
+        ("<|endoftext|>", 151643)])
+    tok.save(str(folder / "tokenizer.json"))
+    enc = load_encoder(str(folder))
+    assert enc.layout.prefix == () and enc.layout.suffix == (151643,)
+    ids = enc.tokenizer("Hello world", add_special_tokens=False)["input_ids"]
+    np.testing.assert_allclose(enc.encode(["Hello world"])[0], reference_embed(folder, ids + [151643]), atol=1e-5)
+
+
+def test_encode_stats_count_truncation_per_call(tiny_pplx, tiny_pplx_context, monkeypatch):
+    from pplx_demo.models import EncodeStats
+
+    monkeypatch.setattr(tiny_pplx, "max_tokens", 4)
+    stats = EncodeStats()
+    tiny_pplx.encode(["one two three four five six", "one", "a b c d e f g"], stats=stats)
+    assert (stats.inputs, stats.truncated) == (3, 2)
+    monkeypatch.setattr(tiny_pplx_context, "max_tokens", 6)
+    stats = EncodeStats()
+    tiny_pplx_context.encode_documents([["one two three four five six seven eight", "x"]], stats=stats)
+    assert (stats.inputs, stats.truncated) == (2, 1)
+
+
+def test_cache_key_names_what_the_vectors_depend_on(tiny_pplx, tiny_pplx_context, minilm, minilm_contextual):
+    assert minilm.cache_key == "minilm-l6"  # a registry model: its key
+    assert minilm_contextual.cache_key == "minilm-l6|w256"  # contextual: the window shapes the context
+    # a bare folder: its path plus a fingerprint of the weight files (re-pointed folders do not reuse vectors)
+    assert tiny_pplx.cache_key.startswith(tiny_pplx.model_key + "|") and len(tiny_pplx.fingerprint) == 12
+    assert tiny_pplx_context.cache_key.endswith("|w8192")
+
+
+def test_corrupt_weights_are_refused_with_the_reason(tmp_path, tiny_pplx_dir):
+    import shutil
+
+    folder = tmp_path / "corrupt"
+    shutil.copytree(tiny_pplx_dir, folder)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelUnavailable, match="cannot read the weights"):
+        load_encoder(str(folder))
+
+
+def test_cuda_requested_without_a_gpu_says_so(monkeypatch, tiny_pplx_dir):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv("PPLX_DEMO_DEVICE", "cuda")
+    with pytest.raises(ModelUnavailable, match="no CUDA device"):
+        load_encoder(str(tiny_pplx_dir))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_on_gpu_stays_close_to_fp32(monkeypatch, tiny_pplx_dir, tiny_pplx):
+    monkeypatch.setenv("PPLX_DEMO_DEVICE", "cuda")
+    gpu = load_encoder(str(tiny_pplx_dir))
+    assert next(gpu.model.parameters()).dtype == torch.bfloat16 and gpu.max_tokens == 32768
+    a, b = gpu.encode(TEXTS), tiny_pplx.encode(TEXTS)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() >= 0.9995
+
+
+def test_hub_check_times_out_quickly_and_a_reachable_hub_counts(monkeypatch, tmp_path):
+    import http.server
+    import threading
+    import time
+
+    from pplx_demo.models import registry
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802
+            if "4b" in self.path:
+                time.sleep(3)  # a hub that hangs
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+        monkeypatch.setenv("PPLX_DEMO_HUB_TIMEOUT_S", "0.5")
+        monkeypatch.setattr(registry, "_hub_reachable", {})
+        t = time.perf_counter()
+        slow = availability("pplx-embed-v1-4b")
+        assert time.perf_counter() - t < 2.5 and not slow.available and "hub is not reachable" in slow.reason
+        fast = availability("pplx-embed-v1-0.6b")
+        assert fast.available and fast.source == "hub" and "downloads" in fast.reason
+    finally:
+        server.shutdown()
+
+
+def test_a_fully_cached_hub_repository_is_found_offline(monkeypatch, tmp_path, tiny_pplx_dir):
+    import shutil
+
+    repo = tmp_path / "hub" / "models--perplexity-ai--pplx-embed-context-v1-0.6b"
+    snap = repo / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_pplx_dir, snap)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    a = availability("pplx-embed-context-v1-0.6b")
+    assert a.available and a.source == f"hf-cache:{snap}"

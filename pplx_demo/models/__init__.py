@@ -7,11 +7,11 @@ from pathlib import Path
 
 from pplx_demo.config import Settings
 from pplx_demo.errors import ModelUnavailable
-from pplx_demo.models.encoder import BERT_MODEL_TYPES, PPLX_MODEL_TYPES, Encoder, read_config
+from pplx_demo.models.encoder import BERT_MODEL_TYPES, PPLX_MODEL_TYPES, EncodeStats, Encoder, read_config
 from pplx_demo.models.registry import (MODELS, STAND_IN_KEY, VARIANTS, Availability, ModelSpec, availability,
                                        pplx_key)
 
-__all__ = ["MODELS", "STAND_IN_KEY", "VARIANTS", "Availability", "Encoder", "ModelSpec", "availability",
+__all__ = ["MODELS", "STAND_IN_KEY", "VARIANTS", "Availability", "EncodeStats", "Encoder", "ModelSpec", "availability",
            "get_encoder", "load_encoder", "pplx_key"]
 
 
@@ -54,7 +54,7 @@ def load_encoder(key_or_path: str, variant: str | None = None, settings: Setting
     `variant` defaults to the model's own; pplx-embed models have a fixed variant, while the
     stand-in and unknown folders accept "contextual" to demonstrate late chunking.
     """
-    from pplx_demo.models.encoder import load_bert_folder, load_qwen_folder, pick_device
+    from pplx_demo.models.encoder import load_bert_folder, load_qwen_folder, pick_device, weights_fingerprint
 
     settings = settings or Settings.from_env()
     folder, spec, model_key = _resolve(key_or_path, settings)
@@ -70,8 +70,10 @@ def load_encoder(key_or_path: str, variant: str | None = None, settings: Setting
         variant = "contextual" if "Contextual" in archs else "standard"
     if variant not in VARIANTS:
         raise ModelUnavailable(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    device, _ = pick_device()
+    device, _ = pick_device(settings.device)
     cap = settings.max_tokens_gpu if device.type == "cuda" else settings.max_tokens_cpu
+    # Registry models are identified by their key; a bare folder also by its weights (re-pointed folders).
+    fingerprint = "" if spec is not None else weights_fingerprint(folder)
     if model_type in PPLX_MODEL_TYPES:
         is_pplx = model_type == "bidirectional_pplx_qwen3"
         if spec is not None:
@@ -80,7 +82,8 @@ def load_encoder(key_or_path: str, variant: str | None = None, settings: Setting
             kind = "pplx-embed layout" if is_pplx else "Qwen3 layout"
             name = f"{folder.name} ({kind}, local folder)"
         return load_qwen_folder(folder, name=name, model_key=model_key, variant=variant,  # type: ignore[arg-type]
-                                max_tokens=cap, is_pplx=is_pplx, batch_size=settings.batch_size)
+                                max_tokens=cap, is_pplx=is_pplx, batch_size=settings.batch_size,
+                                device=settings.device, fingerprint=fingerprint)
     if model_type in BERT_MODEL_TYPES:
         if spec is not None:
             name = spec.display_name if variant == "standard" else \
@@ -88,7 +91,8 @@ def load_encoder(key_or_path: str, variant: str | None = None, settings: Setting
         else:
             name = f"{folder.name} (BERT, local folder, not pplx-embed)"
         return load_bert_folder(folder, name=name, model_key=model_key, variant=variant,  # type: ignore[arg-type]
-                                max_tokens=512, batch_size=settings.batch_size)
+                                max_tokens=512, batch_size=settings.batch_size, device=settings.device,
+                                fingerprint=fingerprint)
     raise ModelUnavailable(f"{folder}: model_type {model_type!r} is not supported (expected "
                            f"{', '.join(PPLX_MODEL_TYPES + BERT_MODEL_TYPES)})")
 

@@ -29,6 +29,14 @@ PPLX_MODEL_TYPES = ("bidirectional_pplx_qwen3", "qwen3")
 BERT_MODEL_TYPES = ("bert",)
 
 
+@dataclass
+class EncodeStats:
+    """Filled in by one encode call (pass your own: the encoder is shared between threads)."""
+
+    inputs: int = 0
+    truncated: int = 0  # inputs (texts or chunks) cut at the encoder's token cap
+
+
 @dataclass(frozen=True)
 class TokenLayout:
     """How a tokenizer frames one sequence: ids before, ids after, and the id joining chunks."""
@@ -54,7 +62,8 @@ class Encoder:
 
     def __init__(self, *, name: str, model_key: str, model: torch.nn.Module, tokenizer, layout: TokenLayout,
                  variant: Variant, max_tokens: int, is_pplx: bool, int8_scheme: str, device: torch.device,
-                 explicit_mask: bool, batch_size: int = 32, max_batch_tokens: int = 16384) -> None:
+                 explicit_mask: bool, batch_size: int = 32, max_batch_tokens: int = 16384,
+                 fingerprint: str = "") -> None:
         if variant not in ("standard", "contextual"):
             raise DemoError(f"unknown variant {variant!r}: use 'standard' or 'contextual'")
         self.name = name
@@ -69,28 +78,48 @@ class Encoder:
         self.device = device
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
-        self.last_truncated = 0
+        self.last_truncated = 0  # of the latest call in any thread; prefer passing an EncodeStats
+        self.fingerprint = fingerprint
         self._explicit_mask = explicit_mask
         self._lock = threading.Lock()
         self.dim = int(self._hidden_size())
 
     # -- public API -----------------------------------------------------------------------------
 
+    @property
+    def cache_key(self) -> str:
+        """What vectors depend on besides the text: model, weights fingerprint, dtype, and the window cap
+        for contextual encoding (a chunk's context depends on it). Used to key the embedding cache."""
+        dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        parts = [self.model_key]
+        if self.fingerprint:
+            parts.append(self.fingerprint)
+        if dtype != "float32":
+            parts.append(dtype)
+        if self.variant == "contextual":
+            parts.append(f"w{self.max_tokens}")
+        return "|".join(parts)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Content tokens per text (the tokenizer's own special tokens not counted)."""
         return [len(ids) for ids in self._tokenize(texts)]
 
-    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: Progress | None = None,
+               stats: EncodeStats | None = None) -> np.ndarray:
         """(n, dim) float32 pooled vectors. Empty or blank texts get the zero vector.
 
         On a contextual encoder each text is a one-chunk document (how queries are embedded).
+        Inputs over `max_tokens` are cut; how many is added to `stats` (and logged).
         """
         texts = list(texts)
         if self.variant == "contextual":
-            return _stack(self.encode_documents([[t] for t in texts], progress=progress), self.dim)
+            return _stack(self.encode_documents([[t] for t in texts], progress=progress, stats=stats), self.dim)
         ids = self._tokenize(texts)
         budget = self.max_tokens - len(self.layout.prefix) - len(self.layout.suffix)
         self.last_truncated = sum(len(x) > budget for x in ids)
+        if stats is not None:
+            stats.inputs += len(texts)
+            stats.truncated += self.last_truncated
         seqs = [list(self.layout.prefix) + x[:budget] + list(self.layout.suffix) for x in ids]
         spans = [[(0, 0, len(s))] for s in seqs]  # the whole sequence, special tokens included
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -102,7 +131,8 @@ class Encoder:
             log.info("%d of %d texts truncated to %d tokens", self.last_truncated, len(texts), self.max_tokens)
         return out
 
-    def encode_documents(self, docs: Sequence[Sequence[str]], progress: Progress | None = None) -> list[np.ndarray]:
+    def encode_documents(self, docs: Sequence[Sequence[str]], progress: Progress | None = None,
+                         stats: EncodeStats | None = None) -> list[np.ndarray]:
         """One (n_chunks, dim) array per document, exactly one row per input chunk.
 
         Standard: each chunk embedded alone. Contextual: late chunking — chunks joined by the separator
@@ -111,7 +141,7 @@ class Encoder:
         """
         docs = [list(d) for d in docs]
         if self.variant == "standard":
-            flat = self.encode([c for d in docs for c in d], progress=progress)
+            flat = self.encode([c for d in docs for c in d], progress=progress, stats=stats)
             out, start = [], 0
             for d in docs:
                 out.append(flat[start:start + len(d)])
@@ -119,6 +149,11 @@ class Encoder:
             return out
         windows, truncated = self._late_chunk_windows(docs)
         self.last_truncated = truncated
+        if stats is not None:
+            stats.inputs += sum(len(d) for d in docs)
+            stats.truncated += truncated
+        if truncated:
+            log.info("%d chunks truncated to the %d-token window", truncated, self.max_tokens)
         pooled = self._run([w.ids for w in windows], [w.spans for w in windows], progress)
         out = [np.zeros((len(d), self.dim), dtype=np.float32) for d in docs]
         for w, vecs in zip(windows, pooled):
@@ -252,11 +287,36 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def pick_device() -> tuple[torch.device, torch.dtype]:
-    """CUDA with bf16 when present; fp32 on CPU (bf16 is slow on CPUs without bf16 units)."""
-    if torch.cuda.is_available():
+def pick_device(preference: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """CUDA with bf16 when present (or asked for); fp32 on CPU (bf16 is slow on CPUs without bf16 units)."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable("PPLX_DEMO_DEVICE=cuda but no CUDA device is visible to torch")
+    if preference != "cpu" and torch.cuda.is_available():
         return torch.device("cuda"), torch.bfloat16
     return torch.device("cpu"), torch.float32
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """Short hash of the weight files' names, sizes and modification times (cheap; no reading)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:12]
+
+
+def token_layout(tok, separator_text: str) -> TokenLayout:
+    """The special tokens the tokenizer itself puts around one sequence, read off the tokenizer."""
+    probe = "x"
+    bare = tok(probe, add_special_tokens=False)["input_ids"]
+    framed = tok(probe, add_special_tokens=True)["input_ids"]
+    start = next((i for i in range(len(framed) - len(bare) + 1) if framed[i:i + len(bare)] == bare), 0)
+    sep = tok.convert_tokens_to_ids(separator_text)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else sep
+    return TokenLayout(prefix=tuple(framed[:start]), suffix=tuple(framed[start + len(bare):]), separator=sep,
+                       separator_text=separator_text, pad=pad)
 
 
 def read_config(folder: Path) -> dict:
@@ -312,7 +372,8 @@ def qwen3_config_from(raw: dict):
 
 
 def load_qwen_folder(folder: Path, *, name: str, model_key: str, variant: Variant, max_tokens: int,
-                     is_pplx: bool, batch_size: int = 32) -> Encoder:
+                     is_pplx: bool, batch_size: int = 32, device: str = "auto",
+                     fingerprint: str = "") -> Encoder:
     """Load a pplx-embed / Qwen3 folder into stock transformers modules, no remote code."""
     from transformers import Qwen3Model
 
@@ -320,13 +381,16 @@ def load_qwen_folder(folder: Path, *, name: str, model_key: str, variant: Varian
     raw = read_config(folder)
     if raw.get("model_type") not in PPLX_MODEL_TYPES:
         raise ModelUnavailable(f"{folder}: model_type {raw.get('model_type')!r} is not a pplx-embed/Qwen3 model")
-    device, dtype = pick_device()
-    cfg = qwen3_config_from(raw)
+    torch_device, dtype = pick_device(device)
+    try:
+        cfg = qwen3_config_from(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelUnavailable(f"{folder}/config.json lacks or garbles a field the model needs ({exc})") from exc
     try:
         model, info = Qwen3Model.from_pretrained(str(folder), config=cfg, dtype=dtype, attn_implementation="sdpa",
                                                  output_loading_info=True, trust_remote_code=False)
-    except OSError as exc:
-        raise ModelUnavailable(f"cannot read the weights in {folder}: {exc}") from exc
+    except Exception as exc:  # OSError, SafetensorError, shape mismatches: all mean "these weights are unusable"
+        raise ModelUnavailable(f"cannot read the weights in {folder}: {type(exc).__name__}: {exc}") from exc
     missing = [k for k in info.get("missing_keys", []) if "rotary" not in k]
     if missing:
         raise ModelUnavailable(f"{folder}: weights missing for {len(missing)} tensors (e.g. {missing[0]}); "
@@ -334,18 +398,18 @@ def load_qwen_folder(folder: Path, *, name: str, model_key: str, variant: Varian
     for module in model.modules():
         if hasattr(module, "is_causal"):
             module.is_causal = False
-    model.eval().to(device)
+    model.eval().to(torch_device)
     tok = _fast_tokenizer(folder, "<|endoftext|>")
-    sep = tok.convert_tokens_to_ids("<|endoftext|>")
-    layout = TokenLayout(prefix=(), suffix=(), separator=sep, separator_text="<|endoftext|>", pad=sep)
+    # Pool over what the tokenizer itself produces (special tokens it adds included), as the model card says.
+    layout = token_layout(tok, "<|endoftext|>")
     cap = min(max_tokens, int(raw.get("max_position_embeddings", max_tokens)))
     return Encoder(name=name, model_key=model_key, model=model, tokenizer=tok, layout=layout, variant=variant,
-                   max_tokens=cap, is_pplx=is_pplx, int8_scheme="tanh", device=device, explicit_mask=True,
-                   batch_size=batch_size)
+                   max_tokens=cap, is_pplx=is_pplx, int8_scheme="tanh", device=torch_device, explicit_mask=True,
+                   batch_size=batch_size, fingerprint=fingerprint)
 
 
 def load_bert_folder(folder: Path, *, name: str, model_key: str, variant: Variant, max_tokens: int,
-                     batch_size: int = 32) -> Encoder:
+                     batch_size: int = 32, device: str = "auto", fingerprint: str = "") -> Encoder:
     """Load a BERT-style sentence embedding folder (the stand-in) with mean pooling."""
     from transformers import BertModel
 
@@ -353,15 +417,17 @@ def load_bert_folder(folder: Path, *, name: str, model_key: str, variant: Varian
     raw = read_config(folder)
     if raw.get("model_type") not in BERT_MODEL_TYPES:
         raise ModelUnavailable(f"{folder}: model_type {raw.get('model_type')!r} is not supported")
-    device, _ = pick_device()
-    model = BertModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False,
-                                      attn_implementation="sdpa").eval().to(device)
+    torch_device, _ = pick_device(device)
+    try:
+        model = BertModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False,
+                                          attn_implementation="sdpa").eval().to(torch_device)
+    except Exception as exc:  # unreadable or mismatched weights
+        raise ModelUnavailable(f"cannot read the weights in {folder}: {type(exc).__name__}: {exc}") from exc
     tok = _fast_tokenizer(folder, "[PAD]")
-    cls, sep, pad = (tok.convert_tokens_to_ids(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
-    layout = TokenLayout(prefix=(cls,), suffix=(sep,), separator=sep, separator_text="[SEP]", pad=pad)
+    layout = token_layout(tok, "[SEP]")  # [CLS] ... [SEP]; chunks joined by [SEP] when late chunking
     st_cfg = folder / "sentence_bert_config.json"
     if st_cfg.is_file():
         max_tokens = min(max_tokens, int(json.loads(st_cfg.read_text()).get("max_seq_length", max_tokens)))
     return Encoder(name=name, model_key=model_key, model=model, tokenizer=tok, layout=layout, variant=variant,
-                   max_tokens=max_tokens, is_pplx=False, int8_scheme="calibrated", device=device,
-                   explicit_mask=False, batch_size=batch_size)
+                   max_tokens=max_tokens, is_pplx=False, int8_scheme="calibrated", device=torch_device,
+                   explicit_mask=False, batch_size=batch_size, fingerprint=fingerprint)

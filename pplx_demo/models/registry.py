@@ -120,7 +120,10 @@ def hf_cache_folder(hub_id: str) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover
         return None
-    config = try_to_load_from_cache(hub_id, "config.json")
+    # Read the cache location at call time (huggingface_hub reads its env only once, at import).
+    cache_dir = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub")
+                                                   if os.environ.get("HF_HOME") else None)
+    config = try_to_load_from_cache(hub_id, "config.json", cache_dir=cache_dir)
     if not isinstance(config, str):
         return None
     folder = Path(config).parent
