@@ -61,27 +61,30 @@ def generate(n: int, dim: int, seed: int) -> np.ndarray:
 
 
 def bandwidth(matrix: np.ndarray, nbytes: int, repeat: int) -> float:
-    """Read bandwidth in GB/s of a float32 sgemv over the first `nbytes` of `matrix`."""
+    """Read bandwidth in GB/s of a float32 sgemv over the first `nbytes` of `matrix` (best run)."""
     rows = max(1, min(matrix.shape[0], nbytes // (4 * matrix.shape[1])))
     sub = matrix[:rows]
     v = np.ones(matrix.shape[1], dtype=np.float32)
-    t = median_time(lambda: sub @ v, repeat)
+    t = paired_times([lambda: sub @ v], repeat)[0][1]
     return sub.nbytes / t / 1e9
 
 
 def report(name: str, nbytes: int, bw: float, ours_t: tuple[float, float], faiss_t: tuple[float, float],
            nq: int) -> dict:
-    """One table row from (median, best) times; GB/s = bytes the kernel must read / median time."""
-    ours, theirs = ours_t[0], faiss_t[0]
+    """One table row from (median, best) times of both; bandwidth figures use the best runs.
+
+    On a shared machine the best run is the one least disturbed by other processes, for the
+    kernel and for the sgemv probe alike; medians are printed too.
+    """
     row = {
-        "kernel": name, "queries": nq, "ours_ms": ours * 1e3, "faiss_ms": theirs * 1e3,
-        "ours_best_ms": ours_t[1] * 1e3, "faiss_best_ms": faiss_t[1] * 1e3,
-        "speed_vs_faiss": theirs / ours, "speed_best": faiss_t[1] / ours_t[1],
-        "ours_GBps": nbytes / ours / 1e9, "sgemv_GBps": bw, "pct_of_bw": 100 * nbytes / ours / 1e9 / bw,
+        "kernel": name, "queries": nq, "ours_ms": ours_t[0] * 1e3, "faiss_ms": faiss_t[0] * 1e3,
+        "speed_median": faiss_t[0] / ours_t[0], "ours_best_ms": ours_t[1] * 1e3, "faiss_best_ms": faiss_t[1] * 1e3,
+        "speed_best": faiss_t[1] / ours_t[1], "ours_GBps": nbytes / ours_t[1] / 1e9, "sgemv_GBps": bw,
     }
-    print(f"| {name} | {nq} | {row['ours_ms']:.2f} | {row['faiss_ms']:.2f} | {row['speed_vs_faiss']:.2f}x | "
-          f"{row['ours_best_ms']:.2f} / {row['faiss_best_ms']:.2f} ({row['speed_best']:.2f}x) | "
-          f"{row['ours_GBps']:.1f} | {nq * row['ours_GBps']:.1f} | {bw:.1f} | {row['pct_of_bw']:.0f}% |", flush=True)
+    row["pct_of_bw"] = 100 * row["ours_GBps"] / bw
+    print(f"| {name} | {nq} | {row['ours_ms']:.1f} | {row['faiss_ms']:.1f} | {row['speed_median']:.2f}x | "
+          f"{row['ours_best_ms']:.1f} | {row['faiss_best_ms']:.1f} | {row['speed_best']:.2f}x | "
+          f"{row['ours_GBps']:.1f} | {bw:.1f} | {row['pct_of_bw']:.0f}% |", flush=True)
     return row
 
 
@@ -122,9 +125,9 @@ def main() -> None:
     assert base is not None
     print(f"# generated + built float32 in {time.perf_counter() - t0:.1f}s\n")
 
-    print("| kernel (faiss peer) | q | ours ms | faiss ms | speed vs faiss | best ours / faiss ms | ours GB/s "
-          "| GB/s x q | sgemv GB/s | % of bw |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| kernel (faiss peer) | q | ours ms median | faiss ms median | speed median | ours ms best "
+          "| faiss ms best | speed best | ours GB/s best | sgemv GB/s best | % of bw |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
 
     if "float32" in precisions:
@@ -177,9 +180,10 @@ def main() -> None:
     print("\n# targets: float32 and int8 >= 1.0x faiss, binary >= 0.5x; every kernel >= 50% of sgemv bandwidth")
     for row in rows:
         need = 0.5 if row["kernel"].startswith("binary") else 1.0
-        ok = row["speed_vs_faiss"] >= need and row["pct_of_bw"] >= 50
-        print(f"#   {row['kernel']:<36} q={row['queries']:<3} speed {row['speed_vs_faiss']:.2f}x (need {need}x), "
-              f"{row['pct_of_bw']:.0f}% of bandwidth -> {'meets' if ok else 'MISSES'}")
+        speed_ok = row["speed_median"] >= need and row["speed_best"] >= need
+        print(f"#   {row['kernel']:<36} q={row['queries']:<3} speed {row['speed_median']:.2f}x median / "
+              f"{row['speed_best']:.2f}x best (need {need}x): {'meets' if speed_ok else 'MISSES'}; "
+              f"{row['pct_of_bw']:.0f}% of bandwidth: {'meets' if row['pct_of_bw'] >= 50 else 'MISSES'}")
 
 
 if __name__ == "__main__":
