@@ -31,6 +31,7 @@ import pandas as pd
 
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import Cancelled, DemoError
+from pplx_demo.models.encoder import EncodeStats
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +131,10 @@ class EmbeddingMatrix:
     chunk_ids: np.ndarray  # int64 (n,)
     vectors: np.ndarray  # float32 (n, dim)
     embedded_now: int  # chunks this call had to embed (0 on a full cache hit)
-    model_key: str = ""
+    model_key: str = ""  # the encoder's cache key (model, weights, dtype, window)
     variant: str = "standard"
     corpus_revision: int = 0
+    truncated_now: int = 0  # of the chunks embedded by this call, how many the encoder had to cut
 
     @property
     def version(self) -> tuple[int, str, str]:
@@ -467,7 +469,10 @@ class Store:
         if snap is None:
             raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
         revision, n_chunks, max_chunk_id = (int(v) for v in snap)
-        model_key, variant, dim = str(encoder.model_key), str(encoder.variant), int(encoder.dim)
+        # Vectors depend on more than the model name (weights, dtype, context window): the encoder says what.
+        model_key = str(getattr(encoder, "cache_key", encoder.model_key))
+        variant, dim = str(encoder.variant), int(encoder.dim)
+        stats = EncodeStats()
         ctx = _context_key_sql(variant)
         params = [model_key, variant, dim, int(corpus_id), max_chunk_id]
         missing = self._cur().execute(f"""
@@ -481,9 +486,9 @@ class Store:
         if missing:
             if variant == "contextual":
                 new_rows = self._embed_documents(corpus_id, max_chunk_id, {r[0] for r in missing}, encoder,
-                                                 progress, cancel)
+                                                 progress, cancel, stats)
             else:
-                new_rows = _embed_texts(missing, encoder, progress, cancel)
+                new_rows = _embed_texts(missing, encoder, progress, cancel, stats)
             if cancel is not None and cancel.is_set():
                 raise Cancelled("embedding was cancelled; nothing was stored")
             frame = pd.DataFrame({
@@ -505,10 +510,12 @@ class Store:
         blob = b"".join(res["vector"])
         vectors = np.frombuffer(blob, dtype=np.float32).reshape(chunk_ids.shape[0], dim).copy()
         return EmbeddingMatrix(chunk_ids=chunk_ids, vectors=vectors, embedded_now=len(new_rows),
-                               model_key=model_key, variant=variant, corpus_revision=revision)
+                               model_key=model_key, variant=variant, corpus_revision=revision,
+                               truncated_now=stats.truncated)
 
     def _embed_documents(self, corpus_id: int, max_chunk_id: int, document_ids: set[int], encoder: Any,
-                         progress: Progress | None, cancel: threading.Event | None) -> list[tuple[str, str, bytes]]:
+                         progress: Progress | None, cancel: threading.Event | None,
+                         stats: EncodeStats) -> list[tuple[str, str, bytes]]:
         rows = self._all(f"""
             SELECT d.id, d.chunk_list_hash, k.position, k.text, k.content_hash
             FROM chunks k JOIN documents d ON d.id = k.document_id
@@ -523,7 +530,7 @@ class Store:
         for start in range(0, len(groups), _EMBED_DOCS_PER_CALL):
             _check_cancel(cancel)
             batch = groups[start:start + _EMBED_DOCS_PER_CALL]
-            vectors = encoder.encode_documents([[r[3] for r in g] for g in batch])
+            vectors = encoder.encode_documents([[r[3] for r in g] for g in batch], stats=stats)
             for g, vecs in zip(batch, vectors):
                 vecs = _checked_vectors(vecs, len(g), encoder.dim)
                 for r, v in zip(g, vecs):
@@ -637,7 +644,7 @@ def _checked_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
 
 
 def _embed_texts(missing: list[tuple], encoder: Any, progress: Progress | None,
-                 cancel: threading.Event | None) -> list[tuple[str, str, bytes]]:
+                 cancel: threading.Event | None, stats: EncodeStats) -> list[tuple[str, str, bytes]]:
     """Embed each missing (standalone) chunk text once, in slices with cancel checks between."""
     unique: dict[str, str] = {}
     for r in missing:
@@ -647,7 +654,7 @@ def _embed_texts(missing: list[tuple], encoder: Any, progress: Progress | None,
     for start in range(0, len(texts), _EMBED_TEXTS_PER_CALL):
         _check_cancel(cancel)
         part = texts[start:start + _EMBED_TEXTS_PER_CALL]
-        vectors = _checked_vectors(encoder.encode(part), len(part), encoder.dim)
+        vectors = _checked_vectors(encoder.encode(part, stats=stats), len(part), encoder.dim)
         out.extend((h, "", v.tobytes()) for h, v in zip(hashes[start:start + len(part)], vectors))
         if progress is not None:
             progress(start + len(part), len(texts))

@@ -238,11 +238,11 @@ class FailingEncoder:
     def __getattr__(self, name):
         return getattr(self._encoder, name)
 
-    def encode(self, texts, progress=None):
+    def encode(self, texts, progress=None, stats=None):
         self.calls += 1
         if self.calls > self.ok_calls:
             raise RuntimeError("encoder crashed")
-        return self._encoder.encode(texts, progress=progress)
+        return self._encoder.encode(texts, progress=progress, stats=stats)
 
 
 def test_failed_or_cancelled_embedding_stores_nothing(tmp_path, minilm):
@@ -333,3 +333,14 @@ def test_reads_proceed_while_a_writer_holds_a_transaction(store):
     assert not errors, errors
     assert len(reads) > 2
     assert [c.n_documents for c in store.list_corpora(None)] == [20, 3000, 3000, 3000]
+
+
+def test_truncated_chunks_are_counted_for_the_caller(tmp_path, minilm):
+    long_text = "lighthouse " * 400  # ~400 tokens, the stand-in reads 256
+    docs = [Document(uri="a.txt", title="a", text=long_text), Document(uri="b.txt", title="b", text="short text")]
+    chunks = [[Chunk(0, long_text, 0, len(long_text), 400)], [Chunk(0, "short text", 0, 10, 2)]]
+    with Store(tmp_path / "t.duckdb") as store:
+        cid = store.add_corpus("t", docs, chunks)
+        first = store.embeddings(cid, minilm)
+        assert (first.embedded_now, first.truncated_now) == (2, 1)
+        assert store.embeddings(cid, minilm).truncated_now == 0  # a cache hit embeds (and cuts) nothing
