@@ -65,6 +65,7 @@ class Settings:
     max_upload_bytes: int = 200 * 1024 * 1024
     max_documents: int = 5000
     max_chars_per_document: int = 2_000_000
+    max_queries: int = 10_000  # per uploaded evaluation set (BEIR zip, queries file)
     max_zip_entries: int = 2000
     max_zip_uncompressed_bytes: int = 500 * 1024 * 1024
     max_zip_ratio: float = 100.0
@@ -98,6 +99,7 @@ class Settings:
             max_upload_bytes=_int("PPLX_DEMO_MAX_UPLOAD_BYTES", d.max_upload_bytes),
             max_documents=_int("PPLX_DEMO_MAX_DOCUMENTS", d.max_documents),
             max_chars_per_document=_int("PPLX_DEMO_MAX_CHARS_PER_DOCUMENT", d.max_chars_per_document),
+            max_queries=_int("PPLX_DEMO_MAX_QUERIES", d.max_queries),
             max_zip_entries=_int("PPLX_DEMO_MAX_ZIP_ENTRIES", d.max_zip_entries),
             max_zip_uncompressed_bytes=_int("PPLX_DEMO_MAX_ZIP_UNCOMPRESSED_BYTES", d.max_zip_uncompressed_bytes),
             max_zip_ratio=_float("PPLX_DEMO_MAX_ZIP_RATIO", d.max_zip_ratio),

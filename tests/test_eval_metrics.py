@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
+import zipfile
+from dataclasses import replace
 
 import pytest
 import pytrec_eval
 
+from pplx_demo.config import Settings
 from pplx_demo.errors import DemoError
+from pplx_demo.evaluate.beir_zip import load_beir_zip
 from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import (
     RetrievalDataset,
@@ -140,6 +145,105 @@ def test_qrels_formats_tsv_with_and_without_header_and_trec(tmp_path):
         qrels_from_file(tmp_path / "bad.tsv")
     (tmp_path / "q.tsv").write_text("query-id\ttext\nq1\twhat purrs\n", encoding="utf-8")
     assert queries_from_file(tmp_path / "q.tsv") == {"q1": "what purrs"}
+
+
+BAD_FILES = [
+    # (file name, bytes, message the DemoError must carry)
+    ("qrels.tsv", b"q1\td1\t1\nq2\td2\t\xff\xfe\n", r"qrels.tsv line 2 is not UTF-8"),
+    ("qrels.tsv", b"q1\td1\t1\nq2\td2\tnan\n", r"qrels.tsv line 2: relevance 'nan' is not a whole number"),
+    ("qrels.tsv", b"q1\td1\tinf\n", r"line 1: relevance 'inf' is not a whole number"),
+    ("qrels.tsv", b"q1\td1\t1.5\n", r"line 1: relevance '1.5'"),
+    ("qrels.tsv", b"q1\td1\n", r"line 1: expected 3 columns"),
+    ("qrels.tsv", b"query-id\tcorpus-id\tscore\n", r"no relevance judgements"),
+    ("queries.jsonl", b'{"_id": "q1", "text": "a"}\n42\n', r"queries.jsonl line 2: expected a JSON object.*a number"),
+    ("queries.jsonl", b'["q1", "a"]\n', r"line 1: expected a JSON object.*a list"),
+    ("queries.jsonl", b'{"_id": "q1", "text": "a"\n', r"queries.jsonl line 1 is not valid JSON"),
+    ("queries.jsonl", b'{"text": "no id"}\n', r"line 1: the record has no '_id' field"),
+    ("queries.jsonl", b'{"_id": ["q1"], "text": "a"}\n', r"line 1: '_id' must be a non-empty string or number"),
+    ("queries.jsonl", b'{"_id": "q1", "text": {"en": "a"}}\n', r"line 1: 'text' must be text"),
+    ("queries.jsonl", b'{"_id": "q1", "text": "caf\xe9"}\n', r"queries.jsonl line 1 is not UTF-8"),
+    ("queries.jsonl", b"[" * 100_000 + b"\n", r"line 1 is not valid JSON"),
+    ("queries.tsv", b"q1\tfine\nq2 no tab here\n", r"queries.tsv line 2: expected query-id<TAB>text"),
+    ("queries.tsv", b"q1\tok\n\x80\tbad\n", r"queries.tsv line 2 is not UTF-8"),
+    ("queries.tsv", b"\n\n", r"holds no queries"),
+]
+
+
+@pytest.mark.parametrize("name,data,message", BAD_FILES, ids=[f"{n}:{m[:30]}" for n, _, m in BAD_FILES])
+def test_bad_query_and_qrels_files_are_demo_errors_naming_file_and_line(tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    parse = qrels_from_file if name.startswith("qrels") else queries_from_file
+    with pytest.raises(DemoError, match=message):
+        parse(path)
+
+
+def test_missing_or_unreadable_files_are_demo_errors(tmp_path):
+    with pytest.raises(DemoError, match="qrels file .*nope.tsv does not exist"):
+        qrels_from_file(tmp_path / "nope.tsv")
+    with pytest.raises(DemoError, match="queries file .* is not a file"):
+        queries_from_file(tmp_path)
+    with pytest.raises(DemoError, match="does not exist or is not a folder"):
+        load_beir(tmp_path / "no-such-folder")
+    _write_beir(tmp_path / "tiny")
+    (tmp_path / "tiny" / "queries.jsonl").unlink()
+    with pytest.raises(DemoError, match="has no queries.jsonl"):
+        load_beir(tmp_path / "tiny")
+
+
+def test_bom_crlf_and_trec_files_parse(tmp_path):
+    (tmp_path / "q.tsv").write_bytes(b"\xef\xbb\xbfquery-id\ttext\r\nq1\twhat purrs\r\n")
+    assert queries_from_file(tmp_path / "q.tsv") == {"q1": "what purrs"}
+    (tmp_path / "r.tsv").write_bytes(b"\xef\xbb\xbfq1\t0\td1\t1.0\r\n")
+    assert qrels_from_file(tmp_path / "r.tsv") == {"q1": {"d1": 1}}
+
+
+def test_bad_beir_corpus_lines_name_the_line(tmp_path):
+    _write_beir(tmp_path / "tiny")
+    corpus = tmp_path / "tiny" / "corpus.jsonl"
+    corpus.write_text(corpus.read_text(encoding="utf-8") + "3.5\n", encoding="utf-8")
+    with pytest.raises(DemoError, match="corpus.jsonl line 3: expected a JSON object"):
+        load_beir(tmp_path / "tiny")
+    corpus.write_text("", encoding="utf-8")
+    with pytest.raises(DemoError, match="holds no documents"):
+        load_beir(tmp_path / "tiny")
+
+
+def _beir_zip(path, n_docs=3, n_queries=2, doc_text="Cats purr."):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("tiny/corpus.jsonl", "".join(json.dumps({"_id": f"d{i}", "title": "T", "text": doc_text}) + "\n"
+                                                for i in range(n_docs)))
+        z.writestr("tiny/queries.jsonl", "".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n"
+                                                 for i in range(n_queries + 1)))  # one query of another split
+        z.writestr("tiny/qrels/test.tsv", "query-id\tcorpus-id\tscore\n" +
+                   "".join(f"q{i}\td{i % n_docs}\t1\n" for i in range(n_queries)))
+    return path
+
+
+def test_beir_zip_enforces_the_upload_limits_and_names_the_setting(tmp_path):
+    settings = Settings()
+    ds = load_beir_zip(_beir_zip(tmp_path / "ok.zip"), settings)
+    assert len(ds.corpus) == 3 and set(ds.queries) == {"q0", "q1"}  # q2 belongs to no judged split query
+    cases = [
+        (replace(settings, max_documents=2), {}, r"more than 2 documents.*Settings.max_documents.*PPLX_DEMO_MAX_DOCUMENTS"),
+        (replace(settings, max_queries=1), {}, r"more than 1 queries.*Settings.max_queries.*PPLX_DEMO_MAX_QUERIES"),
+        (replace(settings, max_chars_per_document=50), {"doc_text": "x" * 60},
+         r"document 'd0' has 61 characters.*Settings.max_chars_per_document"),
+        (replace(settings, max_chars_per_document=5), {"doc_text": "ok"},
+         r"query 'q0' has 7 characters.*Settings.max_chars_per_document"),
+    ]
+    for i, (limits, shape, message) in enumerate(cases):
+        with pytest.raises(DemoError, match=message):
+            load_beir_zip(_beir_zip(tmp_path / f"{i}.zip", **shape), limits)
+    # the queries cap counts only the split's queries: 2 judged of 3 in the file fit under 2
+    assert len(load_beir_zip(tmp_path / "ok.zip", replace(settings, max_queries=2)).queries) == 2
+
+
+def test_uploaded_queries_file_honours_limits(tmp_path):
+    (tmp_path / "q.tsv").write_text("q1\tone\nq2\ttwo\nq1\tagain\n", encoding="utf-8")
+    assert queries_from_file(tmp_path / "q.tsv", Settings(max_queries=2)) == {"q1": "again", "q2": "two"}
+    with pytest.raises(DemoError, match="more than 1 queries.*max_queries"):
+        queries_from_file(tmp_path / "q.tsv", Settings(max_queries=1))
 
 
 def test_xquad_is_built_like_mteb_xquadretrieval():

@@ -14,7 +14,11 @@ from pplx_demo.ingest.archive import UnusableInput, check_archive, entry_problem
 
 
 def load_beir_zip(path: str | Path, settings: Settings | None = None, split: str = "test") -> RetrievalDataset:
-    """Read corpus.jsonl, queries.jsonl and qrels/<split>.tsv from a zip (at its top or in one folder)."""
+    """Read corpus.jsonl, queries.jsonl and qrels/<split>.tsv from a zip (at its top or in one folder).
+
+    Upload limits apply: Settings.max_documents, max_queries and max_chars_per_document (a DemoError
+    names the one exceeded), besides the archive guards.
+    """
     settings = settings or Settings.from_env()
     path = Path(path)
     try:
@@ -50,4 +54,4 @@ def load_beir_zip(path: str | Path, settings: Settings | None = None, split: str
                 except UnusableInput as exc:
                     raise DemoError(f"{path.name}: {name}: {exc}") from None
                 (folder / target).write_bytes(data)
-            return load_beir(folder, split=split)
+            return load_beir(folder, split=split, limits=settings)

@@ -5,13 +5,14 @@ Every loader returns a `RetrievalDataset`; ids are strings; qrels hold integer g
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pplx_demo.config import DATA_DIR, ROOT
+from pplx_demo.config import DATA_DIR, ROOT, Settings
 from pplx_demo.errors import DemoError
 
 XQUAD_LANGUAGES: tuple[str, ...] = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
@@ -40,47 +41,183 @@ class RetrievalDataset:
         return [qid for qid in self.queries if any(g > 0 for g in self.qrels.get(qid, {}).values())]
 
 
+# --------------------------------------------------------------------------- reading files
+
+
+def _lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file (a BOM is dropped); DemoError naming the file and line
+    when it is missing, unreadable or not UTF-8."""
+    if not path.exists():
+        raise DemoError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise DemoError(f"{what} file {path} is not a file")
+    try:
+        with path.open("rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DemoError(f"{path.name} line {n} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                                    f"column {exc.start + 1}); save the file as UTF-8") from None
+                yield n, (line.lstrip("\ufeff") if n == 1 else line).rstrip("\r\n")
+    except OSError as exc:
+        raise DemoError(f"cannot read {what} file {path.name}: {exc.strerror or exc}") from None
+
+
+def _json_kind(value: object) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _jsonl_rows(path: Path, what: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSON Lines file; DemoError naming the line
+    for invalid JSON or a line that is not an object."""
+    for n, line in _lines(path, what):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "too deeply nested or too large"
+            raise DemoError(f"{path.name} line {n} is not valid JSON: {reason}") from None
+        if not isinstance(row, dict):
+            raise DemoError(f"{path.name} line {n}: expected a JSON object such as "
+                            f'{{"_id": "...", "text": "..."}}, got {_json_kind(row)}')
+        yield n, row
+
+
+def _record_id(row: dict, path: Path, n: int) -> str:
+    """The record's `_id` as a string; DemoError naming the line when it is missing or not a scalar."""
+    if "_id" not in row:
+        raise DemoError(f"{path.name} line {n}: the record has no '_id' field")
+    value = row["_id"]
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise DemoError(f"{path.name} line {n}: '_id' must be a non-empty string or number, "
+                        f"got {_json_kind(value) if not isinstance(value, str) else 'an empty string'}")
+    return str(value)
+
+
+def _record_text(row: dict, key: str, path: Path, n: int) -> str:
+    """A text field (missing or null = ""); DemoError naming the line when it is a list or object."""
+    value = row.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise DemoError(f"{path.name} line {n}: '{key}' must be text, got {_json_kind(value)}")
+    return str(value)
+
+
+def _limit_error(what: str, limit: int, setting: str) -> DemoError:
+    return DemoError(f"{what} (the limit is {limit:,}: Settings.{setting}, "
+                     f"environment variable PPLX_DEMO_{setting.upper()})")
+
+
 # --------------------------------------------------------------------------- BEIR
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DemoError(f"{path.name} line {n} is not valid JSON: {exc.msg}") from None
-    return rows
+def load_beir(folder: str | Path, split: str = "test", limits: Settings | None = None) -> RetrievalDataset:
+    """Read a BEIR folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
 
-
-def load_beir(folder: str | Path, split: str = "test") -> RetrievalDataset:
-    """Read a BEIR folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv."""
+    With `limits` (uploads), documents, queries and text lengths are capped by max_documents,
+    max_queries and max_chars_per_document; exceeding one is a DemoError naming the setting.
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise DemoError(f"BEIR folder {folder} does not exist or is not a folder")
     paths = {"corpus": folder / "corpus.jsonl", "queries": folder / "queries.jsonl",
              "qrels": folder / "qrels" / f"{split}.tsv"}
     for what, path in paths.items():
         if not path.is_file():
-            raise DemoError(f"BEIR folder {folder} has no {path.relative_to(folder)} ({what}); "
+            raise DemoError(f"BEIR folder {folder} has no {path.relative_to(folder).as_posix()} ({what}); "
                             "expected corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
     corpus: dict[str, tuple[str, str]] = {}
-    for row in _read_jsonl(paths["corpus"]):
-        if "_id" not in row:
-            raise DemoError(f"{paths['corpus']}: a record has no '_id' field")
-        corpus[str(row["_id"])] = (str(row.get("title") or ""), str(row.get("text") or ""))
-    queries_all = {str(r["_id"]): str(r.get("text") or "") for r in _read_jsonl(paths["queries"]) if "_id" in r}
+    for n, row in _jsonl_rows(paths["corpus"], "corpus"):
+        doc_id = _record_id(row, paths["corpus"], n)
+        title, text = _record_text(row, "title", paths["corpus"], n), _record_text(row, "text", paths["corpus"], n)
+        if limits is not None:
+            if doc_id not in corpus and len(corpus) >= limits.max_documents:
+                raise _limit_error(f"corpus.jsonl holds more than {limits.max_documents:,} documents",
+                                   limits.max_documents, "max_documents")
+            if len(title) + len(text) > limits.max_chars_per_document:
+                raise _limit_error(f"corpus.jsonl line {n}: document {doc_id!r} has {len(title) + len(text):,} "
+                                   "characters", limits.max_chars_per_document, "max_chars_per_document")
+        corpus[doc_id] = (title, text)
+    if not corpus:
+        raise DemoError(f"{paths['corpus']} holds no documents")
     qrels = qrels_from_file(paths["qrels"])
     # BEIR ships every split's queries in one file: keep the ones this split judges.
-    queries = {qid: text for qid, text in queries_all.items() if qid in qrels}
-    missing = [qid for qid in qrels if qid not in queries_all]
+    queries: dict[str, str] = {}
+    for n, row in _jsonl_rows(paths["queries"], "queries"):
+        qid = _record_id(row, paths["queries"], n)
+        if qid not in qrels:
+            continue
+        text = _record_text(row, "text", paths["queries"], n)
+        if limits is not None:
+            _check_query(qid, text, len(queries) + (qid not in queries), limits,
+                         f"queries.jsonl line {n} (split {split})")
+        queries[qid] = text
+    missing = [qid for qid in qrels if qid not in queries]
     if missing:
         raise DemoError(f"qrels/{split}.tsv names {len(missing)} queries not in queries.jsonl (e.g. {missing[0]!r})")
     return RetrievalDataset(name=f"{folder.name} ({split})", corpus=corpus, queries=queries, qrels=qrels)
 
 
+def _check_query(qid: str, text: str, count: int, limits: Settings, where: str) -> None:
+    """DemoError naming the setting when `count` queries (this one included) or this query's length
+    is over the limit."""
+    if count > limits.max_queries:
+        raise _limit_error(f"{where}: more than {limits.max_queries:,} queries", limits.max_queries, "max_queries")
+    if len(text) > limits.max_chars_per_document:
+        raise _limit_error(f"{where}: query {qid!r} has {len(text):,} characters", limits.max_chars_per_document,
+                           "max_chars_per_document")
+
+
 # --------------------------------------------------------------------------- qrels files
+
+
+def _grade(text: str) -> int | None:
+    """The integer relevance grade in `text` ("2", "1.0"), or None when it is not a whole number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value != int(value):
+        return None
+    return int(value)
+
+
+def qrels_from_file(path: str | Path) -> Qrels:
+    """Parse qrels: TSV `query-id corpus-id score` (header optional) or TREC `qid 0 docid grade`.
+
+    Grades are whole numbers (> 0 relevant); anything else is a DemoError naming the file and line.
+    """
+    path = Path(path)
+    qrels: Qrels = {}
+    first = True
+    for n, line in _lines(path, "qrels"):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        is_first, first = first, False
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
+        if len(fields) == 4:
+            qid, _, doc_id, grade_text = fields  # TREC: qid iteration docid relevance
+        elif len(fields) == 3:
+            qid, doc_id, grade_text = fields
+        else:
+            raise DemoError(f"{path.name} line {n}: expected 3 columns (query-id corpus-id score) "
+                            f"or 4 (TREC qid 0 docid relevance), got {len(fields)}")
+        grade = _grade(grade_text)
+        if grade is None:
+            if is_first and not _is_number(grade_text):
+                continue  # header row, e.g. "query-id corpus-id score"
+            raise DemoError(f"{path.name} line {n}: relevance {grade_text!r} is not a whole number")
+        if not qid or not doc_id:
+            raise DemoError(f"{path.name} line {n}: the query id and the document id must not be empty")
+        qrels.setdefault(qid, {})[doc_id] = grade
+    if not qrels:
+        raise DemoError(f"{path.name} holds no relevance judgements")
+    return qrels
 
 
 def _is_number(text: str) -> bool:
@@ -91,53 +228,36 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def qrels_from_file(path: str | Path) -> Qrels:
-    """Parse qrels: TSV `query-id corpus-id score` (header optional) or TREC `qid 0 docid grade`."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DemoError(f"cannot read qrels file {path.name}: {exc}") from None
-    qrels: Qrels = {}
-    first = True
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        is_first, first = first, False
-        fields = line.rstrip("\n").split("\t") if "\t" in line else line.split()
-        fields = [f.strip() for f in fields]
-        if len(fields) == 4:
-            qid, _, doc_id, grade = fields  # TREC: qid iteration docid relevance
-        elif len(fields) == 3:
-            qid, doc_id, grade = fields
-        else:
-            raise DemoError(f"{path.name} line {n}: expected 3 columns (query-id corpus-id score) "
-                            f"or 4 (TREC qid 0 docid relevance), got {len(fields)}")
-        if not _is_number(grade):
-            if is_first:
-                continue  # header row, e.g. "query-id corpus-id score"
-            raise DemoError(f"{path.name} line {n}: relevance {grade!r} is not a number")
-        qrels.setdefault(qid, {})[doc_id] = int(float(grade))
-    if not qrels:
-        raise DemoError(f"{path.name} holds no relevance judgements")
-    return qrels
+def queries_from_file(path: str | Path, limits: Settings | None = None) -> dict[str, str]:
+    """Parse queries: BEIR jsonl (`_id`, `text`) or TSV `query-id<TAB>text` (header optional).
 
-
-def queries_from_file(path: str | Path) -> dict[str, str]:
-    """Parse queries: BEIR jsonl (`_id`, `text`) or TSV `query-id<TAB>text` (header optional)."""
+    With `limits`, max_queries and max_chars_per_document apply (DemoError naming the setting).
+    """
     path = Path(path)
-    if path.suffix.lower() in (".jsonl", ".json"):
-        return {str(r["_id"]): str(r.get("text") or "") for r in _read_jsonl(path) if "_id" in r}
     queries: dict[str, str] = {}
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
-            if not row or not "".join(row).strip():
+    if path.suffix.lower() in (".jsonl", ".json"):
+        for n, row in _jsonl_rows(path, "queries"):
+            qid, text = _record_id(row, path, n), _record_text(row, "text", path, n)
+            if limits is not None:
+                _check_query(qid, text, len(queries) + (qid not in queries), limits, f"{path.name} line {n}")
+            queries[qid] = text
+    else:
+        first = True
+        for n, line in _lines(path, "queries"):
+            if not line.strip():
                 continue
+            is_first, first = first, False
+            row = line.split("\t", 1)
             if len(row) < 2:
                 raise DemoError(f"{path.name} line {n}: expected query-id<TAB>text")
-            if n == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid", "_id", "id"):
+            qid, text = row[0].strip(), row[1].strip()
+            if is_first and qid.lower() in ("query-id", "query_id", "qid", "_id", "id"):
                 continue
-            queries[row[0].strip()] = row[1].strip()
+            if not qid:
+                raise DemoError(f"{path.name} line {n}: the query id is empty")
+            if limits is not None:
+                _check_query(qid, text, len(queries) + (qid not in queries), limits, f"{path.name} line {n}")
+            queries[qid] = text
     if not queries:
         raise DemoError(f"{path.name} holds no queries")
     return queries
@@ -160,7 +280,11 @@ def _xquad_file(root: Path, language: str) -> list[dict]:
     path = root / f"xquad.{language}.json"
     if not path.is_file():
         raise DemoError(f"XQuAD file {path} not found; put the xquad.<lang>.json files in {root}")
-    return json.loads(path.read_text(encoding="utf-8"))["data"]
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DemoError(f"XQuAD file {path} is unreadable or not SQuAD-format JSON ({type(exc).__name__}); "
+                        "replace it with the original xquad.<lang>.json") from None
 
 
 def _xquad_rows(articles: list[dict]) -> list[tuple[tuple[int, int], str, str, str]]:
