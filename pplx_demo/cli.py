@@ -1,8 +1,8 @@
 """Command line: `python -m pplx_demo [--db PATH] <command> ...` (argparse, no UI needed).
 
-Commands: ingest, crawl, sample, corpora, embed, search. Each takes `--json` for scripting; long
-work shows progress bars on stderr (tqdm; hidden when stderr is not a terminal or with
---no-progress). A DemoError ends the run with exit status 1 and a one-line reason on stderr.
+Commands: ingest, crawl, sample, corpora, embed, search, eval, contextual-demo. Each takes `--json`
+for scripting; long work shows progress bars on stderr (tqdm; hidden when stderr is not a terminal
+or with --no-progress). A DemoError ends the run with exit status 1 and a one-line reason on stderr.
 
 Adding a command (e.g. `eval`): write `add_<name>_parser(subparsers, common)` that calls
 `subparsers.add_parser(name, parents=[common], ...)` and `set_defaults(handler=<fn>)`, where the
@@ -400,6 +400,12 @@ def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add(sub, common)
 
 
+def add_contextual_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from pplx_demo.evaluate.cli import add_contextual_demo_parser as add  # noqa: PLC0415
+
+    add(sub, common)
+
+
 # The subcommands, in --help order. Another module adds one by appending its add_*_parser here.
 COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_ingest_parser,
@@ -409,6 +415,7 @@ COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_embed_parser,
     add_search_parser,
     add_eval_parser,
+    add_contextual_demo_parser,
 ]
 
 

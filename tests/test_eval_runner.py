@@ -10,19 +10,23 @@ import pytest
 from pplx_demo.cli import main
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
+from pplx_demo.evaluate.cli import report_lines
 from pplx_demo.evaluate.contextual import contextual_demo, illustrative_document
-from pplx_demo.evaluate.datasets import load_beir
+from pplx_demo.evaluate.datasets import RetrievalDataset, load_beir
 from pplx_demo.evaluate.metrics import evaluate_run
 from pplx_demo.evaluate.reproduction import Reproduction, ReproductionRow, load_reproduction
 from pplx_demo.evaluate.runner import (
+    _evaluate_configs,
+    _Vectors,
     doc_level_run,
     pareto_frontier,
     report_json,
+    report_rows,
     run_corpus_evaluation,
     run_evaluation,
     run_variant_pair,
 )
-from pplx_demo.index import IndexConfig
+from pplx_demo.index import IndexConfig, QuantizedIndex
 from pplx_demo.models import get_encoder
 from pplx_demo.store import Store
 
@@ -121,6 +125,12 @@ def test_every_configuration_from_one_cached_embedding_set(tmp_path, beir_dir, e
         data = json.loads(report_json(report))
         for row in data["configurations"]:
             assert {"ndcg@10", "recall@10", "recall@100", "mrr@10", "bytes_per_vector"} <= set(row)
+            assert set(row["pct_of_float32"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+        rows = report_rows(report)
+        for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+            assert rows[0][f"{m} % of float32"] == pytest.approx(100.0)
+            assert rows[2][f"{m} % of float32"] == pytest.approx(round(by["binaryplainNone"].pct_of_float32[m], 1))
+        assert rows[-1]["configuration"] == "BM25" and rows[-1]["ndcg@10 % of float32"] is None
         assert data["bm25"]["ndcg@10"] == pytest.approx(report.bm25["ndcg@10"])
 
 
@@ -186,6 +196,61 @@ def test_bad_requests_are_demo_errors(tmp_path, beir_dir):
                  "--no-progress"]) == 1
 
 
+def _pool_fixture() -> _Vectors:
+    """50 decoys whose signs all match the query (Hamming distance 0) but whose cosine is ~0.07,
+    and one relevant document with cosine ~0.86 but 96 of 384 signs flipped: binary ranks it 51st."""
+    dim, decoys = 384, 50
+    x = np.full((decoys + 1, dim), 0.01, dtype=np.float32)
+    x[np.arange(decoys), np.arange(decoys)] = 10.0
+    x[decoys] = 1.0
+    x[decoys, :96] = -0.01
+    names = [f"d{i}" for i in range(decoys)] + ["rel"]
+    return _Vectors(chunk_vectors=x, row_doc=np.arange(decoys + 1), doc_names=names,
+                    query_vectors=np.ones((1, dim), dtype=np.float32), query_names=["q"], max_chunks_per_doc=1,
+                    embedded_now=0, n_chunks=decoys + 1)
+
+
+def test_rescore_reranks_k_times_multiplier_candidates_like_the_app(encoder, monkeypatch):
+    pools: list[int] = []
+    original = QuantizedIndex._search_hamming
+
+    def recording(self, q, k):
+        pools.append(k)
+        return original(self, q, k)
+
+    monkeypatch.setattr(QuantizedIndex, "_search_hamming", recording)
+    configs = [IndexConfig("float32"), IndexConfig("binary"), IndexConfig("binary", "rescore", rescore_multiplier=4),
+               IndexConfig("binary", "rescore", rescore_multiplier=6)]
+    results = _evaluate_configs(_pool_fixture(), {"q": {"rel": 1}}, encoder, configs)
+    f32, binary, x4, x6 = results
+    assert f32.metrics["ndcg@10"] == 1.0
+    assert binary.metrics["recall@10"] == 0.0 and binary.metrics["recall@100"] == 1.0  # ranked 51st by Hamming
+    # A top-10 search re-scores 10 x 4 = 40 candidates: the relevant document (Hamming rank 51) is not among them,
+    # although a 100-deep pool (what this evaluation used to re-score) would have found it.
+    assert x4.candidates["pool@10"] == 40 and 40 in pools
+    assert x4.metrics["ndcg@10"] == 0.0 and x4.metrics["mrr@10"] == 0.0
+    assert x4.metrics["recall@100"] == 1.0  # Recall@100 comes from a top-100 search (pool 400 >= 51 documents)
+    assert x4.pct_of_float32["ndcg@10"] == 0.0 and x4.pct_of_float32["recall@100"] == pytest.approx(100.0)
+    assert x6.metrics["ndcg@10"] == 1.0  # 60 candidates reach it; int8 re-scoring puts it first
+    assert [r.candidates["k@10"] for r in results] == [10] * 4
+
+
+def test_truncated_texts_are_reported_not_silent(tmp_path):
+    long_text = " ".join(["The harbour of the old town is busy with ferries and fishing boats."] * 40)  # >256 tokens
+    ds = RetrievalDataset(name="long", corpus={"a": ("", long_text), "b": ("", "Bees make honey.")},
+                          queries={"q": "ferries in the harbour"}, qrels={"q": {"a": 1}}, language="en")
+    with Store(tmp_path / "t.duckdb") as store:
+        report = run_evaluation(store, ds, "minilm-l6", None, [IndexConfig("float32")], bm25=False)
+        assert report.truncated == 1 and report.max_tokens == 256
+        warning = next(line for line in report_lines(report) if line.startswith("WARNING"))
+        assert "1 of the 3 texts" in warning and "256-token" in warning and "--chunk-tokens" in warning
+        data = json.loads(report_json(report))
+        assert data["truncated"] == 1 and data["warnings"] and "cut" in data["warnings"][0]
+        chunked = run_evaluation(store, ds, "minilm-l6", None, [IndexConfig("float32")], bm25=False,
+                                 chunking=(64, 0))
+        assert chunked.truncated == 0 and not any(line.startswith("WARNING") for line in report_lines(chunked))
+
+
 def test_late_chunking_moves_the_population_sentence_up(tmp_path):
     doc, chunks = illustrative_document()
     assert all(doc.text[c.char_start:c.char_end] == c.text for c in chunks)
@@ -199,6 +264,26 @@ def test_late_chunking_moves_the_population_sentence_up(tmp_path):
         assert demo.moves()[0].moved > 0
 
 
+def test_cli_contextual_demo_shows_both_rankings_and_what_moved(tmp_path, capsys):
+    db = str(tmp_path / "cd.duckdb")
+    assert main(["--db", db, "contextual-demo", "--query", "Berlin population", "--json", "--no-progress"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    population = next(c for c in data["chunks"] if "million residents" in c["text"])
+    assert data["ranking"]["late_chunking"][0] == population["order"]
+    assert population["late_chunking_rank"] < population["independent_rank"]
+    assert population["order"] in data["moved"] and data["changed"] is True
+    assert sorted(data["ranking"]["independent"]) == sorted(data["ranking"]["late_chunking"]) == \
+        [c["order"] for c in data["chunks"]]
+    assert "not pplx-embed" in data["model"]
+
+    assert main(["--db", db, "contextual-demo", "--no-progress"]) == 0  # default query, embeddings now cached
+    text = capsys.readouterr().out
+    assert "independent chunks" in text and "late chunking" in text
+    moved = f"#{population['order']} rank {population['independent_rank']} -> {population['late_chunking_rank']}"
+    assert moved in text and "[was " in text
+    assert main(["--db", db, "contextual-demo", "--query", "  ", "--no-progress"]) == 1
+
+
 def test_cli_eval_prints_a_table_and_writes_json(tmp_path, beir_dir, capsys):
     out = tmp_path / "res.json"
     code = main(["--db", str(tmp_path / "cli.duckdb"), "eval", "--beir", str(beir_dir), "--precisions",
@@ -206,6 +291,10 @@ def test_cli_eval_prints_a_table_and_writes_json(tmp_path, beir_dir, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "ndcg@10" in printed and "BM25" in printed and "float32 @128d" in printed
+    assert "% of float32: ndcg@10 / recall@10 / recall@100 / mrr@10" in printed
+    f32_row = next(line for line in printed.splitlines() if line.startswith("float32 "))
+    assert "100.0/100.0/100.0/100.0" in f32_row  # every metric as % of float32, float32 itself 100
+    assert "rescore x4: the @10 metrics re-score 10 x 4 = 40 Hamming candidates (all 20 chunks here)" in printed
     data = json.loads(out.read_text(encoding="utf-8"))
     configs = data["reports"][0]["configurations"]
     assert len(configs) == 6

@@ -3,6 +3,7 @@
     python -m pplx_demo eval --beir DIR [--split test] --model KEY [--variant V] \\
         --precisions float32,int8,binary[,binary+rescore,binary+asymmetric] [--dims 384,256] [--json OUT]
     python -m pplx_demo eval --xquad en,de [--query-lang de] ...
+    python -m pplx_demo contextual-demo [--model minilm-l6] [--query "Berlin population"] [--json]
 
 `--json` alone prints the JSON on stdout; `--json OUT` writes it to OUT and prints the table.
 """
@@ -63,23 +64,40 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "" if x is None or x != x else f"{x:.{digits}f}"
 
 
+def _pct_cell(pct: dict[str, float]) -> str:
+    """Every metric's % of float32 in one cell, in METRICS order: "99.9/100.0/100.0/99.8"."""
+    from pplx_demo.evaluate.metrics import METRICS
+
+    return "/".join(_fmt(pct.get(m), 1) or "-" for m in METRICS)
+
+
 def report_lines(report: Any) -> list[str]:
-    """A plain-text table of one EvalReport (metrics x 100)."""
+    """A plain-text table of one EvalReport (metrics x 100, each also as % of float32), then warnings."""
     from pplx_demo.cli import _table
     from pplx_demo.evaluate.metrics import METRICS
+    from pplx_demo.evaluate.runner import report_warnings
 
     chunking = "whole documents" if report.chunking is None else \
         f"chunks of {report.chunking[0]} tokens, overlap {report.chunking[1]}, documents scored by their best chunk"
     lines = [f"{report.dataset}: {report.n_documents} documents ({report.n_chunks} inputs, {chunking}), "
              f"{report.n_queries} queries; {report.model_name} ({report.variant}); embedded now {report.embedded_now}"]
-    headers = ["configuration", *METRICS, "% float32 (nDCG@10)", "bytes/vector", "search ms/query"]
-    rows = [[r.label, *(_fmt(100 * r.metrics[m]) for m in METRICS), _fmt(r.pct_of_float32["ndcg@10"], 1),
+    headers = ["configuration", *METRICS, "% of float32", "bytes/vec", "ms/query"]
+    rows = [[r.label, *(_fmt(100 * r.metrics[m]) for m in METRICS), _pct_cell(r.pct_of_float32),
              str(r.bytes_per_vector), _fmt(r.search_ms, 3)] for r in report.results]
     if report.bm25 is not None:
         rows.append(["BM25", *(_fmt(100 * report.bm25[m]) for m in METRICS), "", "", ""])
     lines += _table(headers, rows)
+    lines.append("% of float32: " + " / ".join(METRICS) + " each as a share of full-size float32 "
+                 "(same model and variant)")
     if report.bm25 is not None:
         lines.append(f"BM25: {report.bm25_setup}")
+    pools = sorted({(r.config.rescore_multiplier, r.candidates.get("k@10"), r.candidates.get("pool@10"))
+                    for r in report.results if r.config.mode == "rescore" and r.candidates})
+    for mult, k, pool in pools:
+        cap = f" (all {pool} chunks here)" if pool < k * mult else ""
+        lines.append(f"rescore x{mult}: the @10 metrics re-score {k} x {mult} = {k * mult} Hamming candidates{cap}, "
+                     "as a top-10 search in the app does; Recall@100 comes from a top-100 search")
+    lines += [f"WARNING: {w}" for w in report_warnings(report)]
     lines.append("")
     return lines
 
@@ -149,3 +167,72 @@ def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--bm25-language", default=None,
                    help="stemmer / stop words for BM25 (default: the corpus language; MTEB uses en everywhere)")
     p.set_defaults(handler=_cmd_eval)
+
+
+# --------------------------------------------------------------------------- contextual-demo
+
+
+def contextual_demo_payload(demo: Any) -> dict[str, Any]:
+    """JSON-ready: the query, both models, both rankings (chunk orders, best first) and every chunk's ranks."""
+    return {
+        "query": demo.query, "title": demo.title, "model": demo.model_name,
+        "contextual_model": demo.contextual_model_name, "changed": demo.changed,
+        "ranking": {"independent": [c.order for c in demo.ranking("standard")],
+                    "late_chunking": [c.order for c in demo.ranking("contextual")]},
+        "chunks": [{"order": c.order, "text": c.text, "independent_rank": c.standard_rank,
+                    "late_chunking_rank": c.contextual_rank, "independent_score": c.standard_score,
+                    "late_chunking_score": c.contextual_score, "moved": c.moved} for c in demo.chunks],
+        "moved": [c.order for c in demo.moves()],
+    }
+
+
+def contextual_demo_lines(demo: Any, width: int | None = None) -> list[str]:
+    """Both rankings side by side (rank, score, chunk number, text) and which chunks moved."""
+    import shutil
+
+    from pplx_demo.cli import _shorten, _table
+
+    width = width or shutil.get_terminal_size((160, 24)).columns
+    cell = max(30, (width - 8) // 2)
+    standard, contextual = demo.ranking("standard"), demo.ranking("contextual")
+    rows = []
+    for rank, (a, b) in enumerate(zip(standard, contextual), 1):
+        moved = "" if b.moved == 0 else f" [was {b.standard_rank}]"
+        rows.append([str(rank), _shorten(f"{a.standard_score:.3f} #{a.order} {a.text}", cell),
+                     _shorten(f"{b.contextual_score:.3f}{moved} #{b.order} {b.text}", cell)])
+    lines = [f"{demo.query!r} in the illustrative article {demo.title!r} ({len(demo.chunks)} sentence chunks)",
+             f"independent chunks: {demo.model_name} (each sentence embedded alone)",
+             f"late chunking: {demo.contextual_model_name} (the article embedded once, each sentence pooled "
+             "from its own tokens)",
+             "#N = sentence number in the article; [was N] = its rank when embedded alone.", ""]
+    lines += _table(["#", "independent chunks", "late chunking"], rows, width)
+    lines.append("")
+    if not demo.changed:
+        lines.append("Late chunking did not change the order for this query.")
+    for c in demo.moves():
+        direction = "up" if c.moved > 0 else "down"
+        lines.append(f"moved {direction} {abs(c.moved)}: #{c.order} rank {c.standard_rank} -> {c.contextual_rank} "
+                     f"({c.standard_score:.3f} -> {c.contextual_score:.3f}): {_shorten(c.text, 90)}")
+    return lines
+
+
+def _cmd_contextual_demo(args: argparse.Namespace, ctx: Any) -> Any:
+    from pplx_demo.cli import Output
+    from pplx_demo.evaluate.contextual import contextual_demo
+
+    demo = contextual_demo(ctx.store, args.model, args.query)
+    return Output(contextual_demo_payload(demo), contextual_demo_lines(demo))
+
+
+def add_contextual_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register `contextual-demo` (called from pplx_demo.cli.COMMANDS)."""
+    from pplx_demo.evaluate.contextual import DEFAULT_QUERY
+
+    p = sub.add_parser("contextual-demo", parents=[common],
+                       help="rank the built-in article's sentences with and without late chunking",
+                       description="Search the built-in illustrative article (later sentences say 'it' or 'the "
+                                   "city', not 'Berlin') with independent chunk embeddings and with late chunking, "
+                                   "side by side, and list which sentences moved.")
+    p.add_argument("--model", default="minilm-l6", help="model key (default: %(default)s)")
+    p.add_argument("--query", default=DEFAULT_QUERY, help="query text (default: %(default)r)")
+    p.set_defaults(handler=_cmd_contextual_demo)

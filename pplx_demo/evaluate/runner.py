@@ -5,6 +5,12 @@ A dataset's documents (optionally chunked) and its queries are stored as two cor
 cache hit. Each `IndexConfig` is then built from those float vectors, the queries are searched, and
 chunk hits become document scores ("max_chunk": a document scores its best chunk), so chunking
 and late chunking are compared on document-level qrels.
+
+Candidate pools are the app's: nDCG@10, Recall@10 and MRR@10 come from a search for the top 10
+(k = 10, times the most chunks one document has when documents are chunked, so the ten best
+documents are exact), Recall@100 from a search for the top 100 (k = 100 x the same factor). So
+"binary + rescore xM" re-scores k x M Hamming candidates, as a top-10 search in the app does,
+never a deeper pool. Search latency is that of the top-10 search.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ Run = dict[str, dict[str, float]]
 
 DOC_SCORINGS = ("max_chunk",)
 EVAL_PREFIX = "[eval] "
-DEPTH = 100  # documents ranked per query (Recall@100 needs 100)
+TOP = 10  # documents the @10 metrics read (nDCG@10, Recall@10, MRR@10)
+DEPTH = 100  # documents ranked per query for Recall@100
+AT_TOP = ("ndcg@10", "recall@10", "mrr@10")  # metrics computed from the top-10 search
 _QUERY_BATCH = 256  # queries searched per call (bounds the (queries x candidates) arrays)
 REFERENCE = IndexConfig("float32", "plain", None)
 
@@ -49,7 +57,9 @@ class EvalConfigResult:
     metrics: dict[str, float]  # METRICS -> 0..1
     pct_of_float32: dict[str, float]  # METRICS -> % of the full-size float32 result, same model and variant
     bytes_per_vector: int  # measured bytes the index holds per vector
-    search_ms: float  # mean per query, queries searched in batches
+    search_ms: float  # mean per query of the top-10 search, queries searched in batches
+    candidates: dict[str, int] = field(default_factory=dict)  # "k@10" / "k@100": chunks asked of the index;
+    # "pool@10" / "pool@100": Hamming candidates re-scored (rescore mode only)
 
 
 @dataclass
@@ -71,6 +81,8 @@ class EvalReport:
     bm25_setup: str = ""
     language: str | None = None
     embed_s: float = 0.0
+    truncated: int = 0  # texts this run's embedding cut at the model's token cap (0 when all came from the cache)
+    max_tokens: int | None = None  # the encoder's token cap
 
     def result(self, label: str) -> EvalConfigResult:
         """The result with this label; DemoError if absent."""
@@ -233,6 +245,7 @@ class _Vectors:
     max_chunks_per_doc: int
     embedded_now: int
     n_chunks: int
+    truncated: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -265,7 +278,17 @@ def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progre
     return _Vectors(chunk_vectors=matrix.vectors, row_doc=row_doc, doc_names=list(doc_index),
                     query_vectors=qmatrix.vectors, query_names=qnames, max_chunks_per_doc=int(counts.max()),
                     embedded_now=matrix.embedded_now + qmatrix.embedded_now, n_chunks=len(table),
-                    seconds=time.perf_counter() - t0)
+                    truncated=matrix.truncated_now + qmatrix.truncated_now, seconds=time.perf_counter() - t0)
+
+
+def search_depths(n_chunks: int, max_chunks_per_doc: int) -> tuple[int, int]:
+    """(k for the top-10 metrics, k for Recall@100): chunks to ask the index for, capped at the corpus.
+
+    A document's best chunk is within the top d x max_chunks_per_doc chunks of an exact search for
+    the d-th best document, so the document ranking is exact for float32 / int8 / binary.
+    """
+    per_doc = max(1, max_chunks_per_doc)
+    return min(n_chunks, TOP * per_doc), min(n_chunks, DEPTH * per_doc)
 
 
 def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: Any,
@@ -275,26 +298,34 @@ def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: 
     full_dim = int(encoder.dim)
     resolved = _normalise_configs(configs, full_dim, getattr(encoder, "int8_scheme", "tanh"))
     reference = REFERENCE.resolved(getattr(encoder, "int8_scheme", "tanh"))
-    # Exact at document level: the d-th best document's best chunk is within the top d * max_chunks.
-    k = min(vec.n_chunks, DEPTH * vec.max_chunks_per_doc)
+    k_top, k_deep = search_depths(vec.n_chunks, vec.max_chunks_per_doc)
     # Queries without text (zero vectors) stay in the qrels and score 0.
-    results: dict[IndexConfig, tuple[dict[str, float], int, float]] = {}
+    results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int]]] = {}
     for config in ([reference] if reference not in resolved else []) + resolved:
         index = QuantizedIndex.build(vec.chunk_vectors, config)
-        rows, scores, seconds = _search_all(index, vec.query_vectors, k)
-        run = doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names)
+        # Top 10 from a top-10 search: a rescore re-ranks k_top x multiplier candidates, as in the app.
+        rows, scores, seconds = _search_all(index, vec.query_vectors, k_top)
+        top = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, TOP), qrels)
+        if k_deep > k_top:
+            rows, scores, _ = _search_all(index, vec.query_vectors, k_deep)
+        deep = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, DEPTH), qrels)
+        metrics = {m: (top[m] if m in AT_TOP else deep[m]) for m in METRICS}
+        candidates = {"k@10": k_top, "k@100": k_deep}
+        if config.mode == "rescore":
+            candidates |= {"pool@10": min(vec.n_chunks, k_top * config.rescore_multiplier),
+                           "pool@100": min(vec.n_chunks, k_deep * config.rescore_multiplier)}
         ms = 1e3 * seconds / max(1, len(vec.query_names))
-        results[config] = (evaluate_run(run, qrels), index.bytes_per_vector, ms)
+        results[config] = (metrics, index.bytes_per_vector, ms, candidates)
     ref_metrics = results[reference][0]
     name = str(encoder.name)
     variant = str(encoder.variant)
     out = []
     for config in resolved:
-        metrics, nbytes, ms = results[config]
+        metrics, nbytes, ms, candidates = results[config]
         label = config.label if variant == "standard" else f"{config.label} · late chunking"
         out.append(EvalConfigResult(label=label, model_key=str(encoder.model_key), model_name=name, variant=variant,
                                     config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
-                                    bytes_per_vector=nbytes, search_ms=ms))
+                                    bytes_per_vector=nbytes, search_ms=ms, candidates=candidates))
     return out
 
 
@@ -335,7 +366,8 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
                       bm25=evaluate_run(bm25_run(dataset, language=setup.language), dataset.qrels) if bm25 else None,
                       embedded_now=vec.embedded_now, n_documents=len(dataset.corpus), n_chunks=vec.n_chunks,
                       n_queries=len(dataset.queries), chunking=chunking, doc_scoring=doc_scoring,
-                      bm25_setup=setup.describe() if bm25 else "", language=dataset.language, embed_s=vec.seconds)
+                      bm25_setup=setup.describe() if bm25 else "", language=dataset.language, embed_s=vec.seconds,
+                      truncated=vec.truncated, max_tokens=_max_tokens(encoder))
 
 
 def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str], qrels: dict[str, dict[str, int]],
@@ -379,7 +411,12 @@ def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str],
                       variant=str(encoder.variant), results=results, bm25=None, embedded_now=vec.embedded_now,
                       n_documents=info.n_documents, n_chunks=vec.n_chunks, n_queries=len(judged),
                       chunking=_chunking_of(info.chunking), language=info.languages[0] if len(info.languages) == 1 else None,
-                      embed_s=vec.seconds)
+                      embed_s=vec.seconds, truncated=vec.truncated, max_tokens=_max_tokens(encoder))
+
+
+def _max_tokens(encoder: Any) -> int | None:
+    value = getattr(encoder, "max_tokens", None)
+    return int(value) if isinstance(value, (int, np.integer)) else None
 
 
 def _corpus_doc_names(table: Any, names: list[str]) -> list[str]:
@@ -424,34 +461,54 @@ def variant_keys(model_key: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- reports as text / JSON
 
 
+def report_warnings(report: EvalReport) -> list[str]:
+    """What a reader must know before trusting the numbers (e.g. texts cut at the token cap)."""
+    warnings = []
+    if report.truncated:
+        cap = f"{report.max_tokens}-token" if report.max_tokens else "token"
+        how = ("whole documents are cut as MTEB does; chunk them (--chunk-tokens) to embed all of each"
+               if report.chunking is None else "their ends were not embedded; use smaller chunks")
+        warnings.append(f"{report.truncated} of the {report.embedded_now} texts embedded by this run were longer "
+                        f"than the model's {cap} cap and were cut ({how})")
+    return warnings
+
+
 def report_rows(report: EvalReport) -> list[dict[str, Any]]:
-    """One flat row per configuration (and BM25): the numbers the CLI table and JSON show (x100)."""
+    """One flat row per configuration (and BM25): the numbers the CLI table and JSON show (x100),
+    each metric also as % of float32 (same model and variant)."""
     rows = []
     for r in report.results:
         rows.append({"configuration": r.label, "model": r.model_name, "variant": r.variant,
                      **{m: round(100 * r.metrics[m], 2) for m in METRICS},
-                     "ndcg@10 % of float32": round(r.pct_of_float32["ndcg@10"], 1),
+                     **{f"{m} % of float32": _round(r.pct_of_float32.get(m), 1) for m in METRICS},
                      "bytes_per_vector": r.bytes_per_vector, "search_ms": round(r.search_ms, 3)})
     if report.bm25 is not None:
         rows.append({"configuration": "BM25", "model": report.bm25_setup, "variant": "",
                      **{m: round(100 * report.bm25[m], 2) for m in METRICS},
-                     "ndcg@10 % of float32": None, "bytes_per_vector": None, "search_ms": None})
+                     **{f"{m} % of float32": None for m in METRICS}, "bytes_per_vector": None, "search_ms": None})
     return rows
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, digits)
 
 
 def report_json(report: EvalReport) -> str:
     """The report as JSON: dataset facts plus per configuration ndcg@10, recall@10, recall@100,
-    mrr@10 (0..1), % of float32, bytes_per_vector and search_ms; BM25 alongside."""
+    mrr@10 (0..1), % of float32, bytes_per_vector, search_ms and candidate counts; BM25 alongside;
+    `truncated` and `warnings` say what was cut."""
     data = {
         "dataset": report.dataset, "model_key": report.model_key, "model_name": report.model_name,
         "variant": report.variant, "n_documents": report.n_documents, "n_chunks": report.n_chunks,
         "n_queries": report.n_queries, "chunking": list(report.chunking) if report.chunking else None,
         "doc_scoring": report.doc_scoring, "embedded_now": report.embedded_now,
+        "truncated": report.truncated, "max_tokens": report.max_tokens, "warnings": report_warnings(report),
         "configurations": [
             {"label": r.label, "precision": r.config.precision, "mode": r.config.mode, "dim": r.config.dim,
              "int8_scheme": r.config.int8_scheme, "rescore_multiplier": r.config.rescore_multiplier
              if r.config.mode == "rescore" else None, **r.metrics,
-             "pct_of_float32": r.pct_of_float32, "bytes_per_vector": r.bytes_per_vector, "search_ms": r.search_ms}
+             "pct_of_float32": r.pct_of_float32, "bytes_per_vector": r.bytes_per_vector, "search_ms": r.search_ms,
+             "candidates": r.candidates}
             for r in report.results],
         "bm25": ({**report.bm25, "setup": report.bm25_setup} if report.bm25 is not None else None),
     }
