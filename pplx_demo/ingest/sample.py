@@ -20,6 +20,9 @@ from pplx_demo.errors import DemoError
 SAMPLE_CORPUS_NAME = "XQuAD sample (CC BY-SA 4.0)"
 XQUAD_DIR = DATA_DIR / "xquad"
 XQUAD_LANGUAGES = ("en", "de", "es", "ro", "tr", "vi", "ru", "el", "zh", "ar", "hi", "th")
+# The starter corpus the app loads on first start (shared by every session): small enough to embed
+# in seconds on two CPU cores, and parallel, so a German question finds its English paragraph too.
+STARTER_LANGUAGES = ("en", "de", "es")
 SAMPLE_ATTRIBUTION = (
     "XQuAD (Artetxe, Ruder, Yogatama 2020; google-deepmind/xquad), CC BY-SA 4.0: "
     "translated SQuAD v1.1 paragraphs from Wikipedia."
@@ -88,23 +91,28 @@ def sample_query_pairs(language: str = "en") -> list[tuple[str, str]]:
     return pairs
 
 
+def starter_documents(languages: Sequence[str] = STARTER_LANGUAGES) -> list[Document]:
+    """The first paragraph of each of the 48 XQuAD articles per language (the app's starter corpus)."""
+    return [d for d in sample_documents(languages) if str(d.metadata["paragraph_id"]).endswith("-0")]
+
+
 def sample_queries(language: str = "en", n: int = 8) -> list[str]:
-    """`n` real XQuAD questions spread over different articles (deterministic), as example queries."""
+    """`n` real XQuAD questions about the articles' first paragraphs (the starter corpus), spread over
+    different articles, deterministic; every one is answerable from `starter_documents`."""
     articles = _load(language)
     if n <= 0:
         return []
+    # Questions per article, first paragraph only (paragraph id "<article>-0").
+    per_article = [[qa["question"].strip() for qa in a["paragraphs"][0].get("qas", [])] for a in articles]
     picks: list[str] = []
     step = max(1, len(articles) // n)
     for a_i in range(0, len(articles), step):
-        paragraphs = articles[a_i]["paragraphs"]
-        for paragraph in paragraphs:
-            if paragraph.get("qas"):
-                picks.append(paragraph["qas"][0]["question"].strip())
-                break
+        if per_article[a_i]:
+            picks.append(per_article[a_i][0])
         if len(picks) == n:
             return picks
-    # Fewer articles than requested queries: top up with further questions in file order.
-    for question, _ in sample_query_pairs(language):
+    # Fewer articles than requested queries: top up with further first-paragraph questions.
+    for question in (q for questions in per_article for q in questions):
         if len(picks) == n:
             break
         if question not in picks:
