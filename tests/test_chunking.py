@@ -7,7 +7,7 @@ import re
 import pytest
 
 from pplx_demo.errors import DemoError
-from pplx_demo.ingest.chunking import chunk_text, default_chunking
+from pplx_demo.ingest.chunking import chunk_text, default_chunking, encoder_token_budget, validate_chunking
 from pplx_demo.ingest.sample import sample_documents
 
 
@@ -157,3 +157,23 @@ def test_default_chunking_fits_each_model():
     ctx_tokens, ctx_overlap = default_chunking("minilm-l6", "contextual")
     assert ctx_overlap == 0 and ctx_tokens * 2 <= 256  # several chunks share one window
     assert default_chunking("/some/local/folder")[0] > 0
+
+
+def test_validate_chunking_against_what_the_encoder_reads(minilm, tiny_pplx):
+    budget = encoder_token_budget(minilm)
+    assert budget == minilm.max_tokens - 2  # [CLS] and [SEP]
+    validate_chunking(budget, 0, minilm)
+    validate_chunking(*default_chunking("minilm-l6"), minilm)  # the defaults always pass
+    with pytest.raises(DemoError, match=rf"at most {budget} tokens") as excinfo:
+        validate_chunking(5000, 32, minilm)
+    assert str(minilm.max_tokens) in str(excinfo.value)
+    with pytest.raises(DemoError, match="at most"):
+        validate_chunking(budget + 1, 0, minilm)
+    with pytest.raises(DemoError, match="between 0 and 7"):
+        validate_chunking(8, 8, minilm)
+    with pytest.raises(DemoError, match="at least 1"):
+        validate_chunking(0, 0, minilm)
+    with pytest.raises(DemoError, match="overlap"):
+        validate_chunking(64, -1, minilm)
+    validate_chunking(4000, 64, tiny_pplx)  # a long-context model takes long chunks
+    assert encoder_token_budget(tiny_pplx) <= tiny_pplx.max_tokens  # pplx adds no framing tokens

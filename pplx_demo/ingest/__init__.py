@@ -3,7 +3,13 @@
 Every stage returns plain `Document` / `Chunk` records; nothing here touches the store or a UI.
 """
 
-from pplx_demo.ingest.chunking import chunk_documents, chunk_text, default_chunking
+from pplx_demo.ingest.chunking import (
+    chunk_documents,
+    chunk_text,
+    default_chunking,
+    encoder_token_budget,
+    validate_chunking,
+)
 from pplx_demo.ingest.crawler import CrawlOptions, CrawlReport, address_problem, crawl
 from pplx_demo.ingest.formats import SUPPORTED_SUFFIXES, IngestReport, Rejection, load_bytes, load_files
 from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, sample_documents, sample_queries
@@ -20,8 +26,10 @@ __all__ = [
     "chunk_text",
     "crawl",
     "default_chunking",
+    "encoder_token_budget",
     "load_bytes",
     "load_files",
     "sample_documents",
     "sample_queries",
+    "validate_chunking",
 ]

@@ -59,6 +59,33 @@ def default_chunking(model_key: str, variant: str | None = None) -> tuple[int, i
     return tokens, overlap
 
 
+def encoder_token_budget(encoder: Any) -> int:
+    """Content tokens the encoder reads per input: its window minus the framing tokens it adds."""
+    layout = getattr(encoder, "layout", None)
+    framing = len(layout.prefix) + len(layout.suffix) if layout is not None else 0
+    return int(encoder.max_tokens) - framing
+
+
+def validate_chunking(chunk_tokens: int, overlap_tokens: int, encoder: Any) -> None:
+    """Raise DemoError unless 1 <= chunk_tokens <= what `encoder` reads and 0 <= overlap < chunk_tokens."""
+    budget = encoder_token_budget(encoder)
+    name = getattr(encoder, "name", None) or getattr(encoder, "model_key", "the model")
+    if chunk_tokens < 1:
+        raise DemoError(f"Chunk size must be at least 1 token (got {chunk_tokens}); "
+                        f"{name} reads up to {budget} tokens per chunk.")
+    if chunk_tokens > budget:
+        raise DemoError(
+            f"Chunks of {chunk_tokens} tokens are longer than {name} reads ({encoder.max_tokens}-token window, "
+            f"{budget} tokens of text after its special tokens): the rest of each chunk would be cut off "
+            f"and never searched. Use a chunk size of at most {budget} tokens."
+        )
+    if overlap_tokens < 0 or overlap_tokens >= chunk_tokens:
+        raise DemoError(
+            f"Chunk overlap must be between 0 and {chunk_tokens - 1} tokens for chunks of {chunk_tokens} "
+            f"(got overlap {overlap_tokens}); lower the overlap or raise the chunk size."
+        )
+
+
 def _spec(model_key: str) -> object | None:
     """The registry entry for `model_key`, or None (chunking works without the models package)."""
     try:
