@@ -192,6 +192,9 @@ def test_bad_requests_are_demo_errors(tmp_path, beir_dir):
             run_evaluation(store, ds, "minilm-l6", None, [IndexConfig()], doc_scoring="sum")
         with pytest.raises(DemoError, match="at least one"):
             run_evaluation(store, ds, "minilm-l6", None, [])
+        with pytest.raises(DemoError, match="longer than"):
+            run_evaluation(store, ds, "minilm-l6", None, [IndexConfig()], chunking=(1000, 0))
+        assert store.list_corpora() == []  # refused before anything was stored
     assert main(["--db", str(tmp_path / "x.duckdb"), "eval", "--beir", str(beir_dir), "--precisions", "float16",
                  "--no-progress"]) == 1
 

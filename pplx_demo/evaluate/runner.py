@@ -354,9 +354,12 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
         raise DemoError(f"dataset {dataset.name} needs documents and queries")
     if not dataset.judged_queries():
         raise DemoError(f"dataset {dataset.name} has no query with a relevant document; check the qrels ids")
-    if chunking is not None:
-        chunking = (int(chunking[0]), int(chunking[1]))
     encoder = (encoder_loader or _load_encoder)(model_key, variant)
+    if chunking is not None:
+        from pplx_demo.ingest.chunking import validate_chunking
+
+        chunking = (int(chunking[0]), int(chunking[1]))
+        validate_chunking(chunking[0], chunking[1], encoder)  # a clear error, not cut or broken chunks
     corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
     vec = _vectors(store, corpus_id, queries_id, encoder, progress)
     results = _evaluate_configs(vec, dataset.qrels, encoder, configs)
