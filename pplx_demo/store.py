@@ -284,7 +284,8 @@ class Store:
         """Store a new corpus with its documents and chunks in one transaction; returns its id.
 
         All or nothing: any bad document or error rolls the whole corpus back. A name must be
-        unique per owner (shared corpora: among shared ones).
+        unique per owner (shared corpora: among shared ones), and a private corpus may not take a
+        shared corpus' name.
         """
         name = (name or "").strip() if isinstance(name, str) else ""
         if not name:
@@ -298,6 +299,13 @@ class Store:
             if clash:
                 raise DemoError(f"a corpus named {name!r} already exists (id {clash[0][0]}); "
                                 f"choose another name or delete it first")
+            if owner is not None:
+                # Two look-alike entries in one list: the private one would pass for the shared one.
+                shared = tx.execute("SELECT name FROM corpora WHERE lower(name) = lower(?) AND owner IS NULL",
+                                    [name]).fetchall()
+                if shared:
+                    raise DemoError(f"{shared[0][0]!r} is the name of a shared corpus everyone sees; "
+                                    f"choose another name for your corpus")
             corpus_id = int(tx.execute("SELECT nextval('corpus_ids')").fetchall()[0][0])
             tx.execute("INSERT INTO corpora VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                        [corpus_id, name, owner, str(source), chunking_json, now, now])
