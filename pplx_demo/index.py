@@ -20,11 +20,20 @@ tanh(query), so only the rounding is lost.
 Ties are broken by the lower row index everywhere, so results are deterministic. Scans are blocked
 (temporaries stay near cache size), keep a running top-k, and split rows across threads where
 numpy itself is single-threaded (int8, binary; float32 uses the BLAS threads).
+
+Kernels: the int8 and Hamming scans have compiled twins in `pplx_demo.index_numba` (numba;
+imported on the first build that needs them, compiled on first use once per machine and cached on
+disk) that fuse scoring with a per-query top-k heap. They return the same ids and scores as the
+numpy loops: Hamming exactly; int8 up to float32 summation order (a row's score there does not
+depend on its position, so exact copies of a row always tie, which BLAS blocks do not promise).
+`PPLX_DEMO_KERNELS` = auto (numba when importable, else numpy) | numpy | numba chooses;
+`QuantizedIndex.kernels` says which one an index uses and `SearchHits.kernel` which one a search ran.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import math
 import os
@@ -33,6 +42,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
@@ -54,6 +64,15 @@ _BITS_CHUNK_ROWS = 1 << 15  # rows whose scores are collected before a top-k upd
 _PARALLEL_MIN_ROWS = 1 << 15  # below this a second thread costs more than it saves
 _PARTS_PER_THREAD = 4  # scan parts per worker thread (load balancing on a busy machine)
 _MIN_PART_ROWS = 1 << 13
+# Compiled kernels (numba path).
+_HAMMING_MANY_MIN_QUERIES = 6  # from here on the query-vectorised Hamming kernel beats one pass per query
+_HAMMING_BLOCK_BYTES = 32 << 10  # rows kept in L1 while every query group reads them
+_HAMMING_QUERY_GROUP = 64  # queries per pass over a row block (their words stay in L1)
+_INT8_MANY_MIN_QUERIES = 2  # from here on four queries share each widened code (widening is the cost)
+_INT8_BLOCK_BYTES = 256 << 10  # codes kept in L2 while every group of four queries reads them
+
+Kernels = Literal["numpy", "numba"]
+KERNEL_CHOICES = ("auto", "numpy", "numba")
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,7 @@ class SearchHits:
     ids: np.ndarray  # (q, k) int64
     scores: np.ndarray  # (q, k) float32
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: "search", "rescore"
+    kernel: Kernels = "numpy"  # which scan ran: the numpy loops or the compiled (numba) kernels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +222,47 @@ def top_k_rows(scores: np.ndarray, k: int, ids: np.ndarray | None = None) -> tup
         qi = np.repeat(np.arange(nq), m)
         sel.merge(qi, np.asarray(ids, dtype=np.int64).ravel(), scores.ravel())
     return sel.result(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel choice
+
+_COMPILED: ModuleType | None = None
+_COMPILED_ERROR: str | None = None
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled_kernels() -> ModuleType | None:
+    """`pplx_demo.index_numba`, imported on first use (not at import: numba takes ~0.5 s); None if unavailable."""
+    global _COMPILED, _COMPILED_ERROR
+    with _COMPILED_LOCK:
+        if _COMPILED is None and _COMPILED_ERROR is None:
+            try:
+                _COMPILED = importlib.import_module("pplx_demo.index_numba")
+            except (ImportError, OSError) as exc:  # numba missing, built for another numpy, or no llvmlite library
+                _COMPILED_ERROR = f"{type(exc).__name__}: {exc}"
+        return _COMPILED
+
+
+def kernel_path(choice: str | None = None) -> Kernels:
+    """The scan kernels to use: `choice`, else PPLX_DEMO_KERNELS, else "auto" (numba when importable)."""
+    source = "kernels" if choice is not None else "setting PPLX_DEMO_KERNELS"
+    value = (choice if choice is not None else os.environ.get("PPLX_DEMO_KERNELS") or "auto").strip().lower()
+    if value not in KERNEL_CHOICES:
+        raise DemoError(f"{source}={value!r} is not a kernel choice: use one of {', '.join(KERNEL_CHOICES)}")
+    if value == "numpy":
+        return "numpy"
+    if _compiled_kernels() is not None:
+        return "numba"
+    if value == "numba":
+        raise DemoError(f"{source}=numba, but numba cannot be imported ({_COMPILED_ERROR}); "
+                        f"install numba==0.68.1 or choose 'auto' or 'numpy'")
+    return "numpy"
+
+
+def _has_compiled_twin(config: IndexConfig) -> bool:
+    """True when a search of `config` runs a scan that has a compiled twin (int8, Hamming)."""
+    return config.precision == "int8" or (config.precision == "binary" and config.mode != "asymmetric")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,6 +496,7 @@ class QuantizedIndex:
         self.config = config
         self.n, self.dim, self.full_dim = n, dim, full_dim
         self.threads = max(1, os.cpu_count() or 1)
+        self.kernels: Kernels = "numpy"  # "numba": int8 / Hamming scans run the compiled kernels
         self._float: np.ndarray | None = None  # (n, dim) float32, unit rows
         self._codes: np.ndarray | None = None  # (n, dim) int8
         self._code_scale: np.ndarray | None = None  # (dim,) float32: dequantised = code * a + b
@@ -446,14 +508,19 @@ class QuantizedIndex:
     # -- building -----------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, vectors: np.ndarray, config: IndexConfig) -> "QuantizedIndex":
-        """Quantise a corpus' pooled float vectors (n, full_dim) for `config` (block-wise, one copy)."""
+    def build(cls, vectors: np.ndarray, config: IndexConfig, kernels: str | None = None) -> "QuantizedIndex":
+        """Quantise a corpus' pooled float vectors (n, full_dim) for `config` (block-wise, one copy).
+
+        `kernels` ("auto" | "numpy" | "numba", default PPLX_DEMO_KERNELS) picks the scan kernels.
+        """
+        kernel_choice = kernel_path(kernels) if _has_compiled_twin(config) else "numpy"
         vectors = _check_matrix(vectors, "corpus vectors")
         n, full_dim = vectors.shape
         dim = full_dim if config.dim is None else min(int(config.dim), full_dim)
         if n and not np.isfinite(vectors[:, :dim]).all():
             raise DemoError("corpus vectors contain NaN or infinite values; re-embed the corpus")
         index = cls(config, n, dim, full_dim)
+        index.kernels = kernel_choice
         view = vectors[:, :dim]
         needs_float = config.precision == "float32" or (config.mode == "rescore" and config.rescore_with == "float32")
         if needs_float:
@@ -557,18 +624,18 @@ class QuantizedIndex:
             ids, scores = self._search_float(q, k)
             return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
         if cfg.precision == "int8":
-            ids, scores = self._search_int8(q, k)
-            return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
+            ids, scores, kernel = self._search_int8(q, k)
+            return SearchHits(ids, scores, {"search": time.perf_counter() - t0}, kernel)
         if cfg.mode == "asymmetric":
             ids, scores = self._search_asymmetric(q, k)
             return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
         if cfg.mode == "plain":
             ids, scores = self._search_hamming(q, k)
-            return SearchHits(ids, scores, {"search": time.perf_counter() - t0})
+            return SearchHits(ids, scores, {"search": time.perf_counter() - t0}, self.kernels)
         ids, _ = self._search_hamming(q, k * cfg.rescore_multiplier)
         t1 = time.perf_counter()
         ids, scores = self._rescore(q, ids, k)
-        return SearchHits(ids, scores, {"search": t1 - t0, "rescore": time.perf_counter() - t1})
+        return SearchHits(ids, scores, {"search": t1 - t0, "rescore": time.perf_counter() - t1}, self.kernels)
 
     def _search_float(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._float is not None
@@ -598,10 +665,49 @@ class QuantizedIndex:
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
         return w, bias, inv
 
-    def _search_int8(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_int8(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, Kernels]:
+        """Top-k of (codes . w + bias) * 1/|row|, then scaled by 1/|q|; plus the kernels that ran."""
+        assert self._codes is not None and self._code_inv_norm is not None
+        w, bias, q_inv = self._int8_weights(q, quantise_query=True)
+        if self.kernels == "numba":
+            sel = self._scan_int8_compiled(w, bias, k)
+        else:
+            sel = self._scan_int8_blas(w, bias, k)
+        ids, scores = sel.result(self.n)
+        return ids, scores * q_inv[:, None], self.kernels
+
+    def _scan_int8_compiled(self, w: np.ndarray, bias: np.ndarray, k: int) -> _TopK:
+        kern = _compiled_kernels()
+        assert kern is not None and self._codes is not None and self._code_inv_norm is not None
+        codes, inv_norm = self._codes, self._code_inv_norm
+        nq, dim = w.shape
+        many = nq >= _INT8_MANY_MIN_QUERIES
+        if many:  # padded to whole groups of four queries
+            w4 = np.zeros((-(-nq // 4) * 4, dim), dtype=np.float32)
+            w4[:nq] = w
+            b4 = np.zeros(w4.shape[0], dtype=np.float32)
+            b4[:nq] = bias
+        row_block = _block_rows(dim, _INT8_BLOCK_BYTES)
+
+        def make_scan() -> Scan:
+            def scan(start: int, stop: int, sel: _TopK) -> None:
+                slots = min(k, stop - start)
+                best = np.full((nq, slots), -np.inf, dtype=np.float32)
+                ids = np.full((nq, slots), -1, dtype=np.int64)
+                if many:
+                    kern.int8_topk_many(codes[start:stop], w4, b4, inv_norm[start:stop], nq, start, best, ids,
+                                        row_block)
+                else:
+                    kern.int8_topk(codes[start:stop], w, bias, inv_norm[start:stop], start, best, ids)
+                kept = ids >= 0
+                sel.merge(np.nonzero(kept)[0], ids[kept], best[kept])
+            return scan
+
+        return _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=False)
+
+    def _scan_int8_blas(self, w: np.ndarray, bias: np.ndarray, k: int) -> _TopK:
         assert self._codes is not None and self._code_inv_norm is not None
         codes, inv_norm = self._codes, self._code_inv_norm
-        w, bias, q_inv = self._int8_weights(q, quantise_query=True)
         nq, dim = w.shape
         step = _block_rows(4 * dim, _CAST_BLOCK_BYTES)
 
@@ -620,9 +726,7 @@ class QuantizedIndex:
                     sel.push(s, i)
             return scan
 
-        sel = _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=True)
-        ids, scores = sel.result(self.n)
-        return ids, scores * q_inv[:, None]
+        return _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=True)
 
     def _query_bits(self, q: np.ndarray) -> np.ndarray:
         assert self._bits is not None
@@ -636,6 +740,10 @@ class QuantizedIndex:
         bits, words, dim = self._bits, self._bits.shape[1], self.dim
         qbits = self._query_bits(q)
         nq = q.shape[0]
+        if self.kernels == "numba":
+            sel = self._scan_hamming_compiled(qbits, k)
+            ids, agreements = sel.result(self.n)
+            return ids, (np.float32(2.0) * agreements - dim) / np.float32(dim)
         qtiled = _tiled(qbits, min(_BitScorer.block_rows_for(nq, words), max(self.n, 1)))
 
         def make_scan() -> Scan:
@@ -655,6 +763,36 @@ class QuantizedIndex:
         sel = _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=False)
         ids, agreements = sel.result(self.n)
         return ids, (np.float32(2.0) * agreements - dim) / np.float32(dim)
+
+    def _scan_hamming_compiled(self, qbits: np.ndarray, k: int) -> _TopK:
+        """Top-k agreements (dim - hamming) through the compiled kernels; packed bits as int64 words."""
+        kern = _compiled_kernels()
+        assert kern is not None and self._bits is not None
+        bits, q64, dim = self._bits.view(np.int64), qbits.view(np.int64), self.dim
+        nq, words = q64.shape
+        many = nq >= _HAMMING_MANY_MIN_QUERIES
+        if many:  # groups of transposed query words, padded to whole 8-query vectors
+            width = min(max(8, _HAMMING_QUERY_GROUP // 8 * 8), -(-nq // 8) * 8)
+            groups = -(-nq // width)
+            qt = np.zeros((groups * width, words), dtype=np.int64)
+            qt[:nq] = q64
+            qg = np.ascontiguousarray(qt.reshape(groups, width, words).transpose(0, 2, 1))
+        row_block = _block_rows(8 * words, _HAMMING_BLOCK_BYTES)
+
+        def make_scan() -> Scan:
+            def scan(start: int, stop: int, sel: _TopK) -> None:
+                slots = min(k, stop - start)
+                dist = np.full((nq, slots), kern.FAR, dtype=np.int64)
+                ids = np.full((nq, slots), -1, dtype=np.int64)
+                if many:
+                    kern.hamming_topk_many(bits[start:stop], qg, nq, start, dist, ids, row_block)
+                else:
+                    kern.hamming_topk_rows(bits[start:stop], q64, start, dist, ids)
+                kept = ids >= 0
+                sel.merge(np.nonzero(kept)[0], ids[kept], (dim - dist[kept]).astype(np.float32))
+            return scan
+
+        return _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=False)
 
     def _search_asymmetric(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Float query against +-1 sign vectors: q.s = 2 * q.bits - sum(q), over the whole index."""
@@ -701,9 +839,9 @@ class QuantizedIndex:
         return top_k_rows(scores.astype(np.float32), k, ids=cand)
 
 
-def build_index(vectors: np.ndarray, config: IndexConfig) -> QuantizedIndex:
+def build_index(vectors: np.ndarray, config: IndexConfig, kernels: str | None = None) -> QuantizedIndex:
     """Shorthand for `QuantizedIndex.build`."""
-    return QuantizedIndex.build(vectors, config)
+    return QuantizedIndex.build(vectors, config, kernels)
 
 
 def matryoshka_sizes(full_dim: int) -> list[int]:

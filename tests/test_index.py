@@ -1,6 +1,12 @@
-"""QuantizedIndex against brute-force references written here (float64, unpacked bits)."""
+"""QuantizedIndex against brute-force references written here (float64, unpacked bits).
+
+Tests taking the `kernels` fixture run twice: with the numpy loops and with the compiled (numba)
+kernels; `test_compiled_kernels_*` compare the two paths directly.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +75,15 @@ def mrl(request):
     return request.param
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def kernels(request, monkeypatch):
+    """Every index built in the test uses these scan kernels (through PPLX_DEMO_KERNELS)."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("PPLX_DEMO_KERNELS", request.param)
+    return request.param
+
+
 def truncated(x: np.ndarray, dim: int | None) -> np.ndarray:
     return x if dim is None else x[:, :dim]
 
@@ -83,31 +98,33 @@ def test_float32_matches_brute_force_cosine_exactly(mrl):
     assert set(hits.timings) == {"search"}
 
 
-def test_binary_is_exact_hamming_with_lower_row_winning_ties(mrl):
+def test_binary_is_exact_hamming_with_lower_row_winning_ties(mrl, kernels):
     x, q = data(2000, 72 if mrl is None else 96)  # 72 bits: padding inside the last 64-bit word
     dim = 72 if mrl is None else mrl
     hits = QuantizedIndex.build(x, IndexConfig("binary", dim=mrl)).search(q, K)
+    assert hits.kernel == kernels
     ham = ref_hamming(truncated(q, dim), truncated(x, dim))
     np.testing.assert_array_equal(hits.ids, ref_top(-ham.astype(np.float64), K))
     np.testing.assert_allclose(hits.scores, 1 - 2 * np.take_along_axis(ham, hits.ids, 1) / dim, atol=1e-6)
 
 
-def test_binary_ties_are_deterministic_with_few_bits():
+def test_binary_ties_are_deterministic_with_few_bits(kernels):
     x, q = data(5000, 12)  # 12 bits: thousands of rows share each distance
     hits = QuantizedIndex.build(x, IndexConfig("binary")).search(q, 50)
     ham = ref_hamming(q, x)
     np.testing.assert_array_equal(hits.ids, ref_top(-ham.astype(np.float64), 50))
 
 
-def test_int8_tanh_is_cosine_of_native_codes(mrl):
+def test_int8_tanh_is_cosine_of_native_codes(mrl, kernels):
     x, q = data(3000, 96)
     x, q = x * 0.4, q * 0.4  # keep tanh out of saturation so codes differ
     hits = QuantizedIndex.build(x, IndexConfig("int8", dim=mrl, int8_scheme="tanh")).search(q, K)
+    assert hits.kernel == kernels
     ref = ref_cosine(ref_tanh_codes(truncated(q, mrl)), ref_tanh_codes(truncated(x, mrl)))
     assert_same_top(hits, ref, K)
 
 
-def test_int8_calibrated_is_cosine_of_dequantised_codes(mrl):
+def test_int8_calibrated_is_cosine_of_dequantised_codes(mrl, kernels):
     x, q = data(3000, 96)
     xt, qt = truncated(x, mrl), truncated(q, mrl)
     hits = QuantizedIndex.build(x, IndexConfig("int8", dim=mrl, int8_scheme="calibrated")).search(q, K)
@@ -115,7 +132,7 @@ def test_int8_calibrated_is_cosine_of_dequantised_codes(mrl):
     assert_same_top(hits, ref, K)
 
 
-def test_int8_calibrated_dequantisation_recovers_corpus_vectors():
+def test_int8_calibrated_dequantisation_recovers_corpus_vectors(kernels):
     x, _ = data(500, 64)
     index = QuantizedIndex.build(x, IndexConfig("int8", int8_scheme="calibrated"))
     hits = index.search(x[:20], 1)
@@ -124,7 +141,7 @@ def test_int8_calibrated_dequantisation_recovers_corpus_vectors():
 
 
 @pytest.mark.parametrize("scheme", ["tanh", "calibrated"])
-def test_rescore_int8_reranks_hamming_candidates_with_float_query(scheme, mrl):
+def test_rescore_int8_reranks_hamming_candidates_with_float_query(scheme, mrl, kernels):
     x, q = data(3000, 128)
     m = 4
     dim = 128 if mrl is None else mrl
@@ -145,7 +162,7 @@ def test_rescore_int8_reranks_hamming_candidates_with_float_query(scheme, mrl):
     assert set(hits.timings) == {"search", "rescore"}
 
 
-def test_rescore_float32_reranks_candidates_by_cosine():
+def test_rescore_float32_reranks_candidates_by_cosine(kernels):
     x, q = data(3000, 128)
     hits = QuantizedIndex.build(x, IndexConfig("binary", "rescore", rescore_with="float32",
                                                rescore_multiplier=3)).search(q, K)
@@ -157,7 +174,7 @@ def test_rescore_float32_reranks_candidates_by_cosine():
         np.testing.assert_array_equal(hits.ids[row], cand[order])
 
 
-def test_rescore_with_every_row_as_candidate_equals_the_full_search():
+def test_rescore_with_every_row_as_candidate_equals_the_full_search(kernels):
     x, q = data(30, 64)
     hits = QuantizedIndex.build(x, IndexConfig("binary", "rescore", rescore_with="float32",
                                                rescore_multiplier=10)).search(q, 5)
@@ -171,7 +188,7 @@ def test_asymmetric_scores_float_query_against_sign_vectors(mrl):
     assert_same_top(hits, ref_cosine(truncated(q, mrl), signs), K)
 
 
-def test_matryoshka_index_equals_an_index_of_the_truncated_vectors():
+def test_matryoshka_index_equals_an_index_of_the_truncated_vectors(kernels):
     x, q = data(1000, 96)
     for precision in ("float32", "int8", "binary"):
         a = QuantizedIndex.build(x, IndexConfig(precision, dim=32, int8_scheme="calibrated")).search(q, K)
@@ -181,7 +198,7 @@ def test_matryoshka_index_equals_an_index_of_the_truncated_vectors():
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
 
 
-def test_many_blocks_threads_and_tails_match_reference(monkeypatch):
+def test_many_blocks_threads_and_tails_match_reference(monkeypatch, kernels):
     """Tiny block budgets force many blocks, partial tails and many parts over two threads."""
     monkeypatch.setattr(index_module, "_FLOAT_SCORES_BYTES", 2048)
     monkeypatch.setattr(index_module, "_CAST_BLOCK_BYTES", 8192)
@@ -189,6 +206,8 @@ def test_many_blocks_threads_and_tails_match_reference(monkeypatch):
     monkeypatch.setattr(index_module, "_BITS_CHUNK_ROWS", 700)
     monkeypatch.setattr(index_module, "_PARALLEL_MIN_ROWS", 100)
     monkeypatch.setattr(index_module, "_MIN_PART_ROWS", 300)
+    monkeypatch.setattr(index_module, "_HAMMING_BLOCK_BYTES", 7 * 16)  # 7 rows of two words
+    monkeypatch.setattr(index_module, "_INT8_BLOCK_BYTES", 5 * 128)
     x, q = data(4999, 128, nq=3)
     for cfg, ref in [
         (IndexConfig("float32"), ref_cosine(q, x)),
@@ -207,7 +226,7 @@ def test_many_blocks_threads_and_tails_match_reference(monkeypatch):
                 assert_same_top(hits, ref[: batch.shape[0]], K)
 
 
-def test_parallel_scan_of_a_large_index_matches_single_thread():
+def test_parallel_scan_of_a_large_index_matches_single_thread(kernels):
     x, q = data(40_000, 64, nq=4)
     for cfg in (IndexConfig("int8", int8_scheme="tanh"), IndexConfig("binary"), IndexConfig("float32")):
         index = QuantizedIndex.build(x, cfg)
@@ -219,6 +238,88 @@ def test_parallel_scan_of_a_large_index_matches_single_thread():
         np.testing.assert_allclose(one.scores, two.scores, atol=1e-6)
 
 
+def assert_paths_agree(a, b, atol: float) -> None:
+    """Same top-k from two kernel paths: scores equal within atol; ids differ only among such near-ties."""
+    assert a.ids.shape == b.ids.shape
+    np.testing.assert_allclose(a.scores, b.scores, atol=atol, rtol=0)
+    for row in range(a.ids.shape[0]):
+        for rank in np.nonzero(a.ids[row] != b.ids[row])[0]:
+            # a swapped pair: each path's row at this rank scores within atol of the other's
+            assert abs(float(a.scores[row, rank]) - float(b.scores[row, rank])) <= atol
+
+
+@pytest.mark.parametrize("nq", [1, 2, 3, 5, 6, 9, 40])
+def test_compiled_kernels_match_numpy_loops(nq, monkeypatch):
+    """Tails of rows and queries, padded words, ties, more slots than rows per part, many query groups."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(index_module, "_PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(index_module, "_MIN_PART_ROWS", 250)
+    monkeypatch.setattr(index_module, "_HAMMING_BLOCK_BYTES", 13 * 16)  # 13 rows at 100 bits
+    monkeypatch.setattr(index_module, "_HAMMING_QUERY_GROUP", 16)  # 40 queries: 3 groups, the last padded
+    monkeypatch.setattr(index_module, "_INT8_BLOCK_BYTES", 11 * 100)
+    x, q = data(2999, 200, nq=nq, seed=nq)
+    x[1500] = x[7]  # exact duplicates, across scan parts: the lower row must win in both paths
+    x[2998] = x[7]
+    q[0] = x[7] * 3
+    configs = [
+        IndexConfig("binary", dim=100),  # 100 bits: two words, the second padded
+        IndexConfig("binary", dim=12),  # 12 bits: thousands of ties per distance
+        IndexConfig("binary"),
+        IndexConfig("int8", int8_scheme="tanh", dim=100),
+        IndexConfig("int8", int8_scheme="calibrated"),
+        IndexConfig("binary", "rescore", dim=72, rescore_with="int8", int8_scheme="calibrated"),
+        IndexConfig("binary", "rescore", rescore_with="float32", rescore_multiplier=2),
+    ]
+    for cfg in configs:
+        numpy_ix = QuantizedIndex.build(x, cfg, kernels="numpy")
+        numba_ix = QuantizedIndex.build(x, cfg, kernels="numba")
+        assert (numpy_ix.kernels, numba_ix.kernels) == ("numpy", "numba")
+        for ix in (numpy_ix, numba_ix):
+            ix.threads = 2
+        for k in (1, K, 500):  # 500 > the ~375 rows of a scan part: fewer slots than k
+            a, b = numpy_ix.search(q, k), numba_ix.search(q, k)
+            assert (a.kernel, b.kernel) == ("numpy", "numba")
+            if cfg.mode == "plain" and cfg.precision == "binary":  # integer distances: identical
+                np.testing.assert_array_equal(a.ids, b.ids, err_msg=cfg.label)
+                np.testing.assert_array_equal(a.scores, b.scores, err_msg=cfg.label)
+            else:
+                assert_paths_agree(a, b, atol=2e-6)
+            if cfg.dim != 12 and k >= 3:  # the query is row 7, copied to rows 1500 and 2998
+                # compiled scores do not depend on a row's position, so the copies tie and the lower
+                # row wins; BLAS may round a copy in a block's tail differently (a last-bit difference)
+                assert b.ids[0, :3].tolist() == [7, 1500, 2998], cfg.label
+                assert sorted(a.ids[0, :3].tolist()) == [7, 1500, 2998], cfg.label
+
+
+def test_kernel_choice_setting(monkeypatch):
+    pytest.importorskip("numba")
+    x, q = data(300, 64)
+    monkeypatch.setenv("PPLX_DEMO_KERNELS", "numpy")
+    assert QuantizedIndex.build(x, IndexConfig("binary")).kernels == "numpy"
+    monkeypatch.setenv("PPLX_DEMO_KERNELS", " Auto ")
+    assert QuantizedIndex.build(x, IndexConfig("int8")).kernels == "numba"
+    assert QuantizedIndex.build(x, IndexConfig("int8"), kernels="numpy").kernels == "numpy"  # argument wins
+    # scans without a compiled twin always run numpy / BLAS
+    assert QuantizedIndex.build(x, IndexConfig("float32"), kernels="numba").search(q, 3).kernel == "numpy"
+    assert QuantizedIndex.build(x, IndexConfig("binary", "asymmetric"), kernels="numba").kernels == "numpy"
+    monkeypatch.setenv("PPLX_DEMO_KERNELS", "fortran")
+    with pytest.raises(DemoError, match="PPLX_DEMO_KERNELS='fortran'.*auto, numpy, numba"):
+        QuantizedIndex.build(x, IndexConfig("binary"))
+
+
+def test_without_numba_auto_falls_back_to_numpy_and_forcing_numba_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    monkeypatch.delitem(sys.modules, "pplx_demo.index_numba", raising=False)
+    monkeypatch.setattr(index_module, "_COMPILED", None)
+    monkeypatch.setattr(index_module, "_COMPILED_ERROR", None)
+    x, q = data(300, 64)
+    monkeypatch.setenv("PPLX_DEMO_KERNELS", "auto")
+    index = QuantizedIndex.build(x, IndexConfig("binary"))
+    assert index.kernels == "numpy" and index.search(q, 3).kernel == "numpy"
+    with pytest.raises(DemoError, match="numba cannot be imported.*numba==0.68.1"):
+        QuantizedIndex.build(x, IndexConfig("binary"), kernels="numba")
+
+
 def test_popcount_row_sums_for_every_lane_width():
     rng = np.random.default_rng(3)
     for words in (1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 40):
@@ -228,7 +329,7 @@ def test_popcount_row_sums_for_every_lane_width():
         np.testing.assert_array_equal(got.astype(np.int64), counts.sum(axis=1, dtype=np.int64))
 
 
-def test_duplicate_vectors_rank_by_lower_row_first():
+def test_duplicate_vectors_rank_by_lower_row_first(kernels):
     x, q = data(200, 32)
     x[50] = x[150] = x[7] = q[0] * 2  # three identical best matches
     for cfg in (IndexConfig("float32"), IndexConfig("int8", int8_scheme="calibrated"), IndexConfig("binary")):
@@ -236,7 +337,7 @@ def test_duplicate_vectors_rank_by_lower_row_first():
         assert hits.ids[0].tolist() == [7, 50, 150], cfg.label
 
 
-def test_k_larger_than_the_corpus_returns_every_row():
+def test_k_larger_than_the_corpus_returns_every_row(kernels):
     x, q = data(4, 16)
     for cfg in default_configs():
         hits = QuantizedIndex.build(x, cfg.resolved("calibrated")).search(q, 10)
@@ -244,7 +345,7 @@ def test_k_larger_than_the_corpus_returns_every_row():
         assert sorted(hits.ids[0].tolist()) == [0, 1, 2, 3]
 
 
-def test_single_vector_corpus_works_for_calibrated_int8():
+def test_single_vector_corpus_works_for_calibrated_int8(kernels):
     x, _ = data(1, 16)
     hits = QuantizedIndex.build(x, IndexConfig("int8", int8_scheme="calibrated")).search(x, 1)
     assert hits.ids.tolist() == [[0]] and hits.scores[0, 0] > 0.99
