@@ -65,6 +65,7 @@ class SearchResponse:
     k: int
     columns: list[ColumnResult]
     embedded_now: int = 0  # corpus chunks this call had to embed first (0 once cached)
+    truncated_now: int = 0  # of those, how many the encoder cut at its token window
 
 
 def overlap_at_k(ids: Sequence[int], baseline: Sequence[int], k: int) -> float:
@@ -195,6 +196,7 @@ class SearchService:
 
         matrix, loaded = self._embeddings(corpus_id, encoder)
         embedded_now = matrix.embedded_now if loaded else 0
+        truncated_now = matrix.truncated_now if loaded else 0
         t0 = time.perf_counter()
         base_index, matrix, built = self.index(corpus_id, encoder, BASELINE, matrix)
         base_build_ms = (time.perf_counter() - t0) * 1e3 if built else None
@@ -217,7 +219,7 @@ class SearchService:
         self.store.touch_corpus(corpus_id)
         return SearchResponse(query=query, corpus_id=int(corpus_id), model_name=str(encoder.name),
                               model_key=str(encoder.model_key), variant=str(encoder.variant), k=int(k),
-                              columns=columns, embedded_now=embedded_now)
+                              columns=columns, embedded_now=embedded_now, truncated_now=truncated_now)
 
     def _column(self, config: IndexConfig, index: QuantizedIndex, hits: SearchHits, matrix: EmbeddingMatrix, k: int,
                 embed_ms: float, base_rank: dict[int, int], baseline_ids: list[int], full_dim: int,
