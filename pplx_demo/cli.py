@@ -792,13 +792,16 @@ def _split_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _table(headers: list[str], rows: list[list[str]], width: int | None = None) -> list[str]:
-    """A plain-text table fitted to the terminal: the widest columns are cut with an ellipsis."""
+def _table(headers: list[str], rows: list[list[str]], width: int | None = None,
+           keep: Sequence[int] = ()) -> list[str]:
+    """A plain-text table fitted to the terminal: the widest columns not in `keep` are cut with an ellipsis."""
     width = width or shutil.get_terminal_size((120, 24)).columns
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     gaps = 2 * (len(headers) - 1)
-    while sum(widths) + gaps > width and max(widths) > 8:
-        widths[widths.index(max(widths))] -= 1
+    cuttable = [i for i in range(len(widths)) if i not in keep]
+    while cuttable and sum(widths) + gaps > width and max(widths[i] for i in cuttable) > 8:
+        widest = max(cuttable, key=lambda i: widths[i])
+        widths[widest] -= 1
 
     def cell(text: str, w: int) -> str:
         text = " ".join(text.split())
