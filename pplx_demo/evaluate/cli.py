@@ -86,7 +86,8 @@ def report_lines(report: Any) -> list[str]:
              str(r.bytes_per_vector), _fmt(r.search_ms, 3)] for r in report.results]
     if report.bm25 is not None:
         rows.append(["BM25", *(_fmt(100 * report.bm25[m]) for m in METRICS), "", "", ""])
-    lines += _table(headers, rows, keep=(0,))  # configuration labels (with @dims) are never cut
+    # Configuration labels (with @dims) and the retention cell are never cut; the table may then wrap.
+    lines += _table(headers, rows, keep=(0, len(METRICS) + 1))
     lines.append("% of float32: " + " / ".join(METRICS) + " each as a share of full-size float32 "
                  "(same model and variant)")
     if report.bm25 is not None:
