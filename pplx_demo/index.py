@@ -70,6 +70,7 @@ _HAMMING_BLOCK_BYTES = 32 << 10  # rows kept in L1 while every query group reads
 _HAMMING_QUERY_GROUP = 64  # queries per pass over a row block (their words stay in L1)
 _INT8_MANY_MIN_QUERIES = 2  # from here on four queries share each widened code (widening is the cost)
 _INT8_BLOCK_BYTES = 256 << 10  # codes kept in L2 while every group of four queries reads them
+_COMPILED_PART_WORK = 4 << 20  # bytes read x queries per scan part; less is not worth a thread handoff
 
 Kernels = Literal["numpy", "numba"]
 KERNEL_CHOICES = ("auto", "numpy", "numba")
@@ -325,38 +326,81 @@ class _OneBlasThread:
 Scan = Callable[[int, int, _TopK], None]
 
 
+def _run_parts(parts: list[tuple[int, int]], threads: int, make_work: Callable[[], Callable[[int, int, int], None]]
+               ) -> None:
+    """Run `work(i, start, stop)` for every part on up to `threads` workers; the caller is one of them.
+
+    `make_work()` is called once per worker (its own buffers). Workers pull parts from a shared
+    counter, so when another process holds a core the free worker simply takes more parts (a
+    fixed split would wait for the slow half).
+    """
+    next_part = itertools.count()  # next() on a count is atomic under the GIL
+
+    def worker() -> None:
+        work = make_work()
+        while (i := next(next_part)) < len(parts):
+            work(i, parts[i][0], parts[i][1])
+
+    helpers = [_pool().submit(worker) for _ in range(min(threads, len(parts)) - 1)]
+    worker()
+    for f in helpers:
+        if not f.cancel():  # a helper still queued behind other searches is not needed any more
+            f.result()
+
+
 def _parallel_scan(n: int, nq: int, k: int, threads: int, make_scan: Callable[[], Scan],
                    uses_blas: bool) -> _TopK:
     """Scan rows 0..n in parts on up to `threads` workers and merge the parts' top-k.
 
     `make_scan()` is called once per worker and returns `scan(start, stop, selector)` with that
-    worker's own buffers. Workers pull parts from a shared counter, so when another process
-    holds a core the free worker simply takes more parts (a fixed split would wait for the slow
-    half). The calling thread is one of the workers. A scan that calls BLAS on small cached
-    blocks runs BLAS single-threaded: waking BLAS threads per block costs more than the work.
+    worker's own buffers. A scan that calls BLAS on small cached blocks runs BLAS
+    single-threaded: waking BLAS threads per block costs more than the work.
     """
     n_parts = 1
     if threads > 1 and n >= _PARALLEL_MIN_ROWS:
         n_parts = max(1, min(threads * _PARTS_PER_THREAD, n // _MIN_PART_ROWS))
     parts = _row_ranges(n, n_parts)
     selectors = [_TopK(nq, k) for _ in parts]
-    next_part = itertools.count()  # next() on a count is atomic under the GIL
 
-    def worker() -> None:
+    def make_work() -> Callable[[int, int, int], None]:
         scan = make_scan()
-        while (i := next(next_part)) < len(parts):
-            scan(parts[i][0], parts[i][1], selectors[i])
+        return lambda i, start, stop: scan(start, stop, selectors[i])
 
     with _OneBlasThread() if uses_blas else contextlib.nullcontext():
-        helpers = [_pool().submit(worker) for _ in range(min(threads, len(parts)) - 1)]
-        worker()
-        for f in helpers:
-            if not f.cancel():  # a helper still queued behind other searches is not needed any more
-                f.result()
-    total = selectors[0]
+        _run_parts(parts, threads, make_work)
+    total = selectors[0] if selectors else _TopK(nq, k)
     for other in selectors[1:]:
         total.absorb(other)
     return total
+
+
+HeapScan = Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def _compiled_scan(n: int, nq: int, k: int, threads: int, row_bytes: int, heap_scan: HeapScan) -> _TopK:
+    """Top-k over rows 0..n from `heap_scan(start, stop, slots) -> (scores, ids)` per part, merged once.
+
+    Parts are sized by work (bytes read x queries): a small index is one call on the calling
+    thread, since handing parts to a second thread costs more than the compiled scan of them.
+    """
+    min_rows = max(1, _COMPILED_PART_WORK // max(1, row_bytes * nq))
+    n_parts = max(1, min(threads * _PARTS_PER_THREAD, n // min_rows)) if threads > 1 else 1
+    parts = _row_ranges(n, n_parts)
+    heaps: list[tuple[np.ndarray, np.ndarray]] = [(np.empty((nq, 0), np.float32), np.empty((nq, 0), np.int64))]
+    heaps += [heaps[0]] * len(parts)
+
+    def make_work() -> Callable[[int, int, int], None]:
+        def work(i: int, start: int, stop: int) -> None:
+            heaps[i + 1] = heap_scan(start, stop, min(k, stop - start))
+        return work
+
+    _run_parts(parts, threads, make_work)
+    scores = np.concatenate([h[0] for h in heaps], axis=1)
+    ids = np.concatenate([h[1] for h in heaps], axis=1)
+    kept = ids >= 0  # empty heap slots hold id -1
+    sel = _TopK(nq, k)
+    sel.merge(np.nonzero(kept)[0], ids[kept], scores[kept])
+    return sel
 
 
 def _matmul_into(queries: np.ndarray, block: np.ndarray, out: np.ndarray) -> None:
@@ -689,21 +733,16 @@ class QuantizedIndex:
             b4[:nq] = bias
         row_block = _block_rows(dim, _INT8_BLOCK_BYTES)
 
-        def make_scan() -> Scan:
-            def scan(start: int, stop: int, sel: _TopK) -> None:
-                slots = min(k, stop - start)
-                best = np.full((nq, slots), -np.inf, dtype=np.float32)
-                ids = np.full((nq, slots), -1, dtype=np.int64)
-                if many:
-                    kern.int8_topk_many(codes[start:stop], w4, b4, inv_norm[start:stop], nq, start, best, ids,
-                                        row_block)
-                else:
-                    kern.int8_topk(codes[start:stop], w, bias, inv_norm[start:stop], start, best, ids)
-                kept = ids >= 0
-                sel.merge(np.nonzero(kept)[0], ids[kept], best[kept])
-            return scan
+        def heap_scan(start: int, stop: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
+            best = np.full((nq, slots), -np.inf, dtype=np.float32)
+            ids = np.full((nq, slots), -1, dtype=np.int64)
+            if many:
+                kern.int8_topk_many(codes[start:stop], w4, b4, inv_norm[start:stop], nq, start, best, ids, row_block)
+            else:
+                kern.int8_topk(codes[start:stop], w, bias, inv_norm[start:stop], start, best, ids)
+            return best, ids
 
-        return _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=False)
+        return _compiled_scan(self.n, nq, k, self.threads, dim + 4, heap_scan)
 
     def _scan_int8_blas(self, w: np.ndarray, bias: np.ndarray, k: int) -> _TopK:
         assert self._codes is not None and self._code_inv_norm is not None
@@ -779,20 +818,16 @@ class QuantizedIndex:
             qg = np.ascontiguousarray(qt.reshape(groups, width, words).transpose(0, 2, 1))
         row_block = _block_rows(8 * words, _HAMMING_BLOCK_BYTES)
 
-        def make_scan() -> Scan:
-            def scan(start: int, stop: int, sel: _TopK) -> None:
-                slots = min(k, stop - start)
-                dist = np.full((nq, slots), kern.FAR, dtype=np.int64)
-                ids = np.full((nq, slots), -1, dtype=np.int64)
-                if many:
-                    kern.hamming_topk_many(bits[start:stop], qg, nq, start, dist, ids, row_block)
-                else:
-                    kern.hamming_topk_rows(bits[start:stop], q64, start, dist, ids)
-                kept = ids >= 0
-                sel.merge(np.nonzero(kept)[0], ids[kept], (dim - dist[kept]).astype(np.float32))
-            return scan
+        def heap_scan(start: int, stop: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
+            dist = np.full((nq, slots), kern.FAR, dtype=np.int64)
+            ids = np.full((nq, slots), -1, dtype=np.int64)
+            if many:
+                kern.hamming_topk_many(bits[start:stop], qg, nq, start, dist, ids, row_block)
+            else:
+                kern.hamming_topk_rows(bits[start:stop], q64, start, dist, ids)
+            return np.where(ids >= 0, dim - dist, 0).astype(np.float32), ids
 
-        return _parallel_scan(self.n, nq, k, self.threads, make_scan, uses_blas=False)
+        return _compiled_scan(self.n, nq, k, self.threads, 8 * words, heap_scan)
 
     def _search_asymmetric(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Float query against +-1 sign vectors: q.s = 2 * q.bits - sum(q), over the whole index."""

@@ -208,6 +208,7 @@ def test_many_blocks_threads_and_tails_match_reference(monkeypatch, kernels):
     monkeypatch.setattr(index_module, "_MIN_PART_ROWS", 300)
     monkeypatch.setattr(index_module, "_HAMMING_BLOCK_BYTES", 7 * 16)  # 7 rows of two words
     monkeypatch.setattr(index_module, "_INT8_BLOCK_BYTES", 5 * 128)
+    monkeypatch.setattr(index_module, "_COMPILED_PART_WORK", 3000)
     x, q = data(4999, 128, nq=3)
     for cfg, ref in [
         (IndexConfig("float32"), ref_cosine(q, x)),
@@ -257,6 +258,7 @@ def test_compiled_kernels_match_numpy_loops(nq, monkeypatch):
     monkeypatch.setattr(index_module, "_HAMMING_BLOCK_BYTES", 13 * 16)  # 13 rows at 100 bits
     monkeypatch.setattr(index_module, "_HAMMING_QUERY_GROUP", 16)  # 40 queries: 3 groups, the last padded
     monkeypatch.setattr(index_module, "_INT8_BLOCK_BYTES", 11 * 100)
+    monkeypatch.setattr(index_module, "_COMPILED_PART_WORK", 2000)  # 8 parts of ~375 rows
     x, q = data(2999, 200, nq=nq, seed=nq)
     x[1500] = x[7]  # exact duplicates, across scan parts: the lower row must win in both paths
     x[2998] = x[7]
