@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import statistics
@@ -40,12 +41,19 @@ def median_time(fn, repeat: int) -> float:
     return paired_times([fn], repeat)[0][0]
 
 
-def paired_times(fns, repeat: int) -> list[tuple[float, float]]:
-    """(median, best) wall time of each function; runs alternate so machine noise hits all alike."""
+def paired_times(fns, repeat: int, min_seconds: float = 0.0) -> list[tuple[float, float]]:
+    """(median, best) wall time of each function; runs alternate so machine noise hits all alike.
+
+    At least `repeat` rounds, more for fast kernels until the rounds take about `min_seconds`
+    (a millisecond kernel on a shared machine needs many samples for a stable median).
+    """
+    t0 = time.perf_counter()
     for fn in fns:
         fn()
+    warm = time.perf_counter() - t0
+    rounds = max(repeat, min(1000, math.ceil(min_seconds / max(warm, 1e-6))))
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeat):
+    for _ in range(rounds):
         for fn, out in zip(fns, times):
             t0 = time.perf_counter()
             fn()
@@ -70,7 +78,7 @@ def bandwidth(matrix: np.ndarray, nbytes: int, repeat: int) -> float:
     rows = max(1, min(matrix.shape[0], nbytes // (4 * matrix.shape[1])))
     sub = matrix[:rows]
     v = np.ones(matrix.shape[1], dtype=np.float32)
-    t = paired_times([lambda: sub @ v], repeat)[0][1]
+    t = paired_times([lambda: sub @ v], repeat, 1.0)[0][1]
     return sub.nbytes / t / 1e9
 
 
@@ -109,7 +117,9 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=32, help="queries in the batched run")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=7, help="timed runs per measurement (median)")
+    ap.add_argument("--repeat", type=int, default=7, help="timed runs per measurement (median), at least")
+    ap.add_argument("--min-seconds", type=float, default=2.0,
+                    help="fast kernels repeat until a measurement (ours + faiss) lasts about this long")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precisions", default="float32,int8,binary")
     ap.add_argument("--kernels", default=None, choices=("auto", "numpy", "numba"),
@@ -131,8 +141,10 @@ def main() -> None:
         numba_version = numba.__version__
     except ImportError:
         numba_version = "not importable"
-    print(f"# numba {numba_version}; kernels requested: {args.kernels or os.environ.get('PPLX_DEMO_KERNELS') or 'auto'}")
-    print(f"# n={args.n} dim={args.dim} k={args.k} batch={args.batch} repeat={args.repeat}\n")
+    requested = args.kernels or os.environ.get("PPLX_DEMO_KERNELS") or "auto"
+    print(f"# numba {numba_version}; kernels requested: {requested}")
+    print(f"# n={args.n} dim={args.dim} k={args.k} batch={args.batch} repeat>={args.repeat} "
+          f"min-seconds={args.min_seconds}\n")
 
     rng = np.random.default_rng(args.seed + 1)
     queries = rng.standard_normal((args.batch, args.dim), dtype=np.float32)
@@ -162,7 +174,8 @@ def main() -> None:
         _, ids_faiss = fi.search(queries, k)
         agree = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ids_ours, ids_faiss)]))
         for q in (one, queries):
-            ours_t, faiss_t = paired_times([lambda: ours_f.search(q, k), lambda: fi.search(q, k)], repeat)
+            ours_t, faiss_t = paired_times([lambda: ours_f.search(q, k), lambda: fi.search(q, k)], repeat,
+                                           args.min_seconds)
             rows.append(report("float32 (IndexFlatIP)", nbytes, bw, ours_t, faiss_t, q.shape[0],
                                ours_f.search(q, k).kernel))
         print(f"# float32 top-{k} agreement with faiss: {agree:.3f}")
@@ -179,7 +192,8 @@ def main() -> None:
         for i in range(0, args.n, 65536):
             sq.add(base[i:i + 65536])
         for q in (one, queries):
-            ours_t, faiss_t = paired_times([lambda: ours.search(q, k), lambda: sq.search(q, k)], repeat)
+            ours_t, faiss_t = paired_times([lambda: ours.search(q, k), lambda: sq.search(q, k)], repeat,
+                                           args.min_seconds)
             rows.append(report("int8 (IndexScalarQuantizer QT_8bit)", nbytes, bw, ours_t, faiss_t, q.shape[0],
                                ours.search(q, k).kernel))
         print(f"# int8 first searches (untimed above): {first}")
@@ -203,7 +217,8 @@ def main() -> None:
         ham_ours = np.rint((1 - hits.scores) * args.dim / 2).astype(np.int64)
         same = bool((ham_ours == dist_faiss).all())
         for q, qb in ((one, qbits[:1]), (queries, qbits)):
-            ours_t, faiss_t = paired_times([lambda: ours.search(q, k), lambda: fb.search(qb, k)], repeat)
+            ours_t, faiss_t = paired_times([lambda: ours.search(q, k), lambda: fb.search(qb, k)], repeat,
+                                           args.min_seconds)
             rows.append(report("binary (IndexBinaryFlat)", nbytes, bw, ours_t, faiss_t, q.shape[0],
                                ours.search(q, k).kernel))
         print(f"# binary: Hamming distances identical to faiss: {same}; first searches (untimed above): {first}")
@@ -214,7 +229,8 @@ def main() -> None:
     for row in rows:
         need = 0.5 if row["kernel"].startswith("binary") else 1.0
         speed_ok = row["speed_median"] >= need and row["speed_best"] >= need
-        print(f"#   {row['kernel']:<36} q={row['queries']:<3} {row['path']:<5} speed {row['speed_median']:.2f}x median / "
+        print(f"#   {row['kernel']:<36} q={row['queries']:<3} {row['path']:<5} "
+              f"speed {row['speed_median']:.2f}x median / "
               f"{row['speed_best']:.2f}x best (need {need}x): {'meets' if speed_ok else 'MISSES'}; "
               f"{row['pct_of_bw']:.0f}% of bandwidth: {'meets' if row['pct_of_bw'] >= 50 else 'MISSES'}")
 
