@@ -77,15 +77,16 @@ def files(tmp_path_factory):
     return folder
 
 
-def _ingest(client: Client, paths, name: str, session_key: str = "") -> dict:
+def _ingest(client: Client, paths, name: str, session_key: str = "", chunk_tokens=64) -> dict:
     handle, status, stats, rejected, *_ = client.predict(
-        [handle_file(str(p)) for p in paths], name, "stand-in", "standard", 64, 8, session_key, api_name="/ingest")
+        [handle_file(str(p)) for p in paths], name, "stand-in", "standard", chunk_tokens, 8, session_key,
+        api_name="/ingest")
     return {"handle": handle, "status": status, "stats": stats, "rejected": rejected}
 
 
-def _search(client: Client, corpus_id, query: str, configs=THREE, k: int = 5, session_key: str = ""):
-    html, results = client.predict(str(corpus_id), query, "stand-in", "standard", configs, k, 4, "full", session_key,
-                                   api_name="/search")
+def _search(client: Client, corpus_id, query: str, configs=THREE, k=5, session_key: str = "", matryoshka="full"):
+    html, results = client.predict(str(corpus_id), query, "stand-in", "standard", configs, k, 4, matryoshka,
+                                   session_key, api_name="/search")
     return html, results
 
 
@@ -97,8 +98,10 @@ def test_upload_then_search_gives_one_ranked_column_per_configuration(studio_url
     assert handle["model"] == STAND_IN and handle["session_key"]
     assert handle["languages"] == {"en": 2}
     assert [r["name"] for r in handle["rejected"]] == ["photo.png"]  # per-file errors come back
-    assert "Added my notes" in out["status"]
-    assert "| documents | 2 |" in out["stats"]
+    assert f"Added “my notes”: 2 documents, {handle['chunks']} chunks; 1 file or page not loaded." in out["status"]
+    assert out["status"].count("all-MiniLM-L6-v2") == 1  # the model is named once
+    assert "<th scope='row'>documents</th><td>2</td>" in out["stats"]
+    assert out["rejected"]["data"] == [["photo.png", handle["rejected"][0]["reason"]]]
     # Before embedding: an estimate from the throughput measured for this model here.
     assert handle["estimated_embedding_seconds"] > 0
     assert "measured" in out["status"] and "tokens/s on this machine" in out["status"]
@@ -125,7 +128,7 @@ def test_crawl_a_site_into_a_private_corpus(studio_url, site):
     client = Client(studio_url, verbose=False)
     handle, status, *_ = client.predict(url=site, max_pages=5, max_depth=1, corpus_name="lighthouses",
                                         model_size="stand-in", api_name="/crawl")
-    assert handle["documents"] == 2 and "Added lighthouses" in status
+    assert handle["documents"] == 2 and "Added “lighthouses”: 2 documents" in status
     _, results = _search(client, handle["corpus_id"], "who wound the clockwork?", configs=["float32"], k=2,
                          session_key=handle["session_key"])
     assert results["columns"][0]["hits"][0]["title"] == "Keepers"
@@ -151,8 +154,9 @@ def test_embed_now_then_again_is_a_cache_hit(studio_url, tmp_path):
     handle = _ingest(client, [page], "embed me")["handle"]
     args = dict(corpus=str(handle["corpus_id"]), model_size="stand-in", session_key=handle["session_key"])
     first = client.predict(**args, api_name="/embed")
-    assert f"embedded {handle['chunks']} chunks with {STAND_IN}" in first
-    assert "already embedded" in client.predict(**args, api_name="/embed")
+    chunks = f"{handle['chunks']} chunk{'s' if handle['chunks'] != 1 else ''}"
+    assert f"“embed me”: embedded {chunks} with {STAND_IN}" in first
+    assert "“embed me” was already embedded" in client.predict(**args, api_name="/embed")
 
 
 def test_a_corpus_is_private_to_the_session_that_made_it(studio_url, files):
@@ -168,8 +172,7 @@ def test_a_corpus_is_private_to_the_session_that_made_it(studio_url, files):
     with pytest.raises(Exception, match="no corpus"):
         _search(bob, corpus_id, "sourdough")
     with pytest.raises(Exception, match="no corpus"):
-        bob.predict("corpus", [], "same as corpus", None, None, None, 10, "stand-in", "standard", ["float32"], [],
-                    str(corpus_id), "", api_name="/evaluate")
+        bob.predict(dataset="corpus", corpus=str(corpus_id), configurations=["float32"], api_name="/evaluate")
     # The session key returned by ingest is the capability: whoever holds it may use the corpus.
     _, results = _search(bob, corpus_id, "sourdough starter", configs=["float32"], session_key=handle["session_key"])
     assert "yeast" in results["columns"][0]["hits"][0]["text"]
@@ -201,15 +204,83 @@ def test_evaluate_an_uploaded_beir_folder(studio_url, tmp_path):
         z.writestr("tiny/qrels/test.tsv", "query-id\tcorpus-id\tscore\n" +
                    "\n".join(f"{q}\t{d}\t1" for q, d in qrels.items()))
     client = Client(studio_url, verbose=False)
-    status, table, *_ = client.predict("beir", [], "same as corpus", handle_file(str(archive)), None, None, 100,
-                                       "stand-in", "standard", ["float32", "binary"], [], "", "",
-                                       api_name="/evaluate")
+    status, tables, table, *_ = client.predict(dataset="beir", beir_zip=handle_file(str(archive)),
+                                               configurations=["float32", "binary"], late_chunking_pair=True,
+                                               pair_chunk_tokens=32, api_name="/evaluate")
     assert "3 queries over 3 documents" in status and STAND_IN in status
+    assert "only 3 queries" in status and "at least 100" in status  # too few to trust: said so
     headers, rows = table["headers"], table["data"]
     by_config = {row[headers.index("configuration")]: row for row in rows}
-    assert set(by_config) == {"float32", "binary", "BM25"}
+    # The variant pair: the same chunks embedded alone and with late chunking, BM25 once.
+    assert set(by_config) == {"float32", "binary", "float32 · late chunking", "binary · late chunking", "BM25"}
+    assert by_config["binary · late chunking"][headers.index("variant")] == "contextual"
+    assert {by_config[c][headers.index("model")] for c in ("float32", "binary")} == {STAND_IN}
     assert by_config["float32"][headers.index("ndcg@10")] == 100.0  # each query finds its one document first
-    assert by_config["binary"][headers.index("bytes_per_vector")] < by_config["float32"][headers.index("bytes_per_vector")]
+    size = headers.index("bytes_per_vector")
+    assert by_config["binary"][size] < by_config["float32"][size]
+    assert tables.count("<caption>") == 1 and "late chunking" in tables
+
+
+def test_evaluate_xquad_needs_no_files_and_samples_its_queries(studio_url):
+    client = Client(studio_url, verbose=False)
+    status, tables, table, *_ = client.predict(max_queries=20, configurations=["float32", "int8"],
+                                               api_name="/evaluate")
+    assert "XQuAD en: 20 queries of 1,185 (random sample, seed 0)" in status
+    assert "only 20 queries" in status and "5.0 points" in status  # one query moves nDCG@10 by up to 100/20
+    assert "XQuAD en · 20 queries of 1,185" in tables and tables.count("XQuAD en") == 1
+    headers = table["headers"]
+    assert {"model", "variant", "configuration", "ndcg@10"} <= set(headers)
+    assert {row[headers.index("model")] for row in table["data"] if row[headers.index("configuration")] != "BM25"} \
+        == {STAND_IN}
+
+
+def test_late_chunking_panel_ranks_the_article_both_ways(studio_url):
+    client = Client(studio_url, verbose=False)
+    html = client.predict("Berlin population", "stand-in", api_name="/late_chunking")
+    assert html.count("class='pplx-col'") == 2
+    assert "Independent chunks" in html and "Late chunking" in html
+    assert "late chunking moved" in html and "not trained for late chunking" in html
+    assert "all-MiniLM-L6-v2 with late chunking" in html
+
+
+def test_api_outputs_have_meaningful_names_and_the_documented_endpoints(studio_url):
+    info = Client(studio_url, verbose=False).view_api(print_info=False, return_format="dict")
+    endpoints = info["named_endpoints"]
+    assert {"/ingest", "/crawl", "/embed", "/search", "/evaluate", "/corpora"} <= set(endpoints)
+    for name in ("/ingest", "/crawl", "/embed", "/search", "/evaluate"):
+        labels = [r["label"] for r in endpoints[name]["returns"]]
+        assert not [x for x in labels if x is None or x.startswith("value_")], (name, labels)
+    required = {p["parameter_name"] for p in endpoints["/evaluate"]["parameters"] if not p["parameter_has_default"]}
+    assert required == set()  # XQuAD needs no upload, no corpus
+
+
+def test_bad_arguments_get_clear_messages(studio_url, files):
+    client = Client(studio_url, verbose=False)
+    with pytest.raises(Exception, match="unknown corpus 'api notes'"):
+        _search(client, "api notes", "lighthouses")
+    sample = next(c for c in client.predict("", api_name="/corpora") if c["shared"])
+    with pytest.raises(Exception, match="top_k must be a whole number from 1 to 50"):
+        _search(client, sample["corpus_id"], "oxygen", configs=["float32"], k=2.5)
+    for k, bound in ((0, "minimum value 1"), (51, "maximum value 50")):  # Gradio checks the slider's range
+        with pytest.raises(Exception, match=bound):
+            _search(client, sample["corpus_id"], "oxygen", configs=["float32"], k=k)
+    # The chunk slider's range is the selected model's window (Gradio refuses past it; the studio's own
+    # check, which explains why, is tested in test_ui_units).
+    with pytest.raises(Exception, match="maximum value 254"):
+        _ingest(client, [files / "guide.md"], "too long", chunk_tokens=300)
+    with pytest.raises(Exception, match="chunk size must be a whole number"):
+        _ingest(client, [files / "guide.md"], "fractional", chunk_tokens=64.5)
+
+
+def test_stand_in_matryoshka_columns_carry_a_caveat(studio_url):
+    client = Client(studio_url, verbose=False)
+    sample = next(c for c in client.predict("", api_name="/corpora") if c["shared"])
+    html, results = _search(client, sample["corpus_id"], "When did Carl Wilhelm Scheele discover oxygen?",
+                            configs=["float32", "binary"], matryoshka="128")
+    assert [c["configuration"] for c in results["columns"]] == ["float32 @128d", "binary @128d"]
+    assert "was not trained for Matryoshka truncation" in html
+    _, full = _search(client, sample["corpus_id"], "oxygen", configs=["float32"])
+    assert full["columns"][0]["hits"][0]["title"] == "Oxygen"
 
 
 def test_an_oversized_upload_is_refused_and_nothing_stored_changes(studio_url, files, tmp_path):

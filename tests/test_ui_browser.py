@@ -82,43 +82,69 @@ def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, t
     page.goto(studio_url)
     expect(page.locator("#pplx-upload")).to_be_visible()
     _wait_for_session(page)
+    # The Variant choices name the model that really runs; idle, there is nothing to stop.
+    expect(page.locator("#pplx-variant")).to_contain_text("standard (all-MiniLM-L6-v2)")
+    expect(page.locator("#pplx-variant")).not_to_contain_text("pplx-embed-v1")
+    expect(page.locator("#pplx-stop")).to_be_hidden()
+    expect(page.locator("#pplx-rejected")).to_be_hidden()
+
+    # The shared sample needs no name, chunking or button: only what applies is shown.
+    page.get_by_role("tab", name="Shared sample").click()
+    expect(page.locator("#pplx-sample-note")).to_contain_text("en, de, es")
+    expect(page.locator("#pplx-corpus-name")).to_be_hidden()
+    expect(page.locator("#pplx-ingest")).to_be_hidden()
+    page.get_by_role("tab", name="Upload files").click()
+    expect(page.locator("#pplx-corpus-name")).to_be_visible()
 
     # Corpus tab: upload one file as a private corpus.
     page.locator("#pplx-upload input[type=file]").set_input_files(str(notes))
     expect(page.locator("#pplx-upload")).to_contain_text("field-notes.md")
     page.locator("#pplx-corpus-name textarea").fill("browser notes")
     page.locator("#pplx-ingest").click()
-    expect(page.locator("#pplx-corpus-status")).to_contain_text("Added browser notes")
+    expect(page.locator("#pplx-corpus-status")).to_contain_text("Added “browser notes”: 1 document,")
     expect(page.locator("#pplx-corpus-stats")).to_contain_text("documents")
+    expect(page.locator("#pplx-stop")).to_be_hidden()  # shown only while the work ran
+    expect(page.locator("#pplx-rejected")).to_be_hidden()  # nothing was refused
+    expect(page.locator("#pplx-embed")).to_contain_text("“browser notes”")  # it says which corpus
 
-    # Search tab: the new corpus is selected; three configurations side by side.
+    # Search tab: the new corpus is selected; four configurations side by side (plain binary included).
     page.get_by_role("tab", name="Search").click()
     expect(page.locator("#pplx-corpus input")).to_have_value(re.compile("browser notes"))
     _search(page, "How many bytes does a binary vector take?")
     columns = page.locator("#pplx-results .pplx-col")
-    expect(columns).to_have_count(3)
-    assert [columns.nth(i).get_attribute("data-config") for i in range(3)] == [
-        "float32", "int8 (calibrated)", "binary + rescore(int8 calibrated) x4"]
-    for i in range(3):
+    expect(columns).to_have_count(4)
+    assert [columns.nth(i).get_attribute("data-config") for i in range(4)] == [
+        "float32", "int8 (calibrated)", "binary", "binary + rescore(int8 calibrated) x4"]
+    for i in range(4):
         col = columns.nth(i)
         expect(col.locator(".pplx-col-model")).to_have_text(STAND_IN)
         expect(col.locator(".pplx-hit").first).to_contain_text("128 bytes")
         expect(col.locator(".pplx-hit .rank").first).to_have_text("#1")
     expect(columns.nth(0).locator("mark").first).to_be_visible()  # query terms highlighted
-    expect(columns.nth(1).locator(".stat", has_text="size")).to_contain_text("x smaller")
+    expect(columns.nth(2).locator(".stat", has_text="size")).to_contain_text("32x smaller")
+
+    # Five columns fit side by side at 1440 px, none squeezed below a readable width.
+    page.locator("#pplx-configs label", has_text="binary asymmetric").click()
+    _search(page, "How many bytes does a binary vector take?")
+    expect(columns).to_have_count(5)
+    boxes = [columns.nth(i).bounding_box() for i in range(5)]
+    assert len({round(b["y"]) for b in boxes}) == 1 and min(b["width"] for b in boxes) >= 220
+    assert page.evaluate("() => { const r = document.querySelector('#pplx-results .pplx-results'); "
+                         "return r.scrollWidth <= r.clientWidth; }")
+    page.locator("#pplx-configs label", has_text="binary asymmetric").click()
 
     # Compare tab: the latency and storage charts are drawn by plotly.
     page.get_by_role("tab", name="Compare").click()
     expect(page.locator("#pplx-latency .js-plotly-plot .trace.bars").first).to_be_attached()
     expect(page.locator("#pplx-storage .js-plotly-plot .trace.bars").first).to_be_attached()
-    expect(page.locator("#pplx-latency")).to_contain_text("Latency per query")
+    expect(page.locator("#pplx-latency")).to_contain_text("Index search (+ rescore)")
+    expect(page.locator("#pplx-latency")).to_contain_text("all-MiniLM-L6-v2")
 
     # The screenshot for the README: the shared sample corpus and one of its example questions.
     page.get_by_role("tab", name="Search").click()
     page.locator("#pplx-corpus input").click()
     page.get_by_role("option", name=re.compile("XQuAD sample")).click()
     expect(page.locator("#pplx-corpus input")).to_have_value(re.compile("XQuAD sample"))
-    page.locator("#pplx-configs label", has_text=re.compile(r"^\s*binary\s*$")).click()
     question = sample_queries("en", 8)[2]
     _search(page, question)
     expect(columns).to_have_count(4)
@@ -134,6 +160,7 @@ def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, t
     expect(page.locator("#pplx-model-note")).to_contain_text("not available here")
     expect(page.locator("#pplx-model-note")).to_contain_text("To enable it")
     expect(page.locator("#pplx-search")).to_be_disabled()
+    expect(page.locator("#pplx-variant")).to_contain_text("pplx-embed-context-v1-4B")
     page.locator("#pplx-model label", has_text="stand-in").click()
     expect(page.locator("#pplx-search")).to_be_enabled()
 

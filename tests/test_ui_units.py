@@ -1,7 +1,15 @@
 """The UI's pure parts: escaping and highlighting, movement badges, session keys and expiry,
-throughput estimates and corpus statistics."""
+throughput estimates, corpus statistics, the evaluation's query sample, the starter corpus, the
+ZeroGPU wrapper and the studio's refusals (chunks too long, a private crawl target)."""
 
 from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
 
 import pytest
 
@@ -60,9 +68,46 @@ def test_movement_badge_against_float32(rank, base, cls, badge):
     assert views.movement(rank, base, is_baseline=True) == ("", "", "")
 
 
-def test_stats_markdown_escapes_values():
-    md = views.corpus_stats_markdown({"name": "<img src=x onerror=alert(1)>"})
-    assert "<img" not in md and "&lt;img" in md
+def test_stats_table_has_a_caption_no_empty_header_and_escapes_values():
+    html = views.stats_html("“<b>notes</b>”", {"documents": "2", "name": "<img src=x onerror=alert(1)>"})
+    assert "<img" not in html and "&lt;img" in html and "&lt;b&gt;notes" in html
+    assert "<thead>" not in html and "<caption>" in html
+    assert "<th scope='row'>documents</th><td>2</td>" in html
+
+
+def test_plurals():
+    assert views.plural(1, "chunk") == "1 chunk" and views.plural(3, "chunk") == "3 chunks"
+    assert views.plural(1200, "query", "queries") == "1,200 queries"
+
+
+def test_eval_table_keeps_model_and_variant_and_puts_the_dataset_in_the_caption():
+    rows = [{"configuration": "int8 <b>", "model": "all-MiniLM-L6-v2", "variant": "standard", "ndcg@10": 95.84,
+             "ndcg@10 % of float32": 99.9, "recall@10": 99.33, "recall@100": 100.0, "mrr@10": 94.66,
+             "bytes_per_vector": 388, "search_ms": 0.0123}]
+    html = views.eval_table_html("XQuAD en · 300 queries", rows, ["BM25: bm25s"])
+    assert "<caption>XQuAD en · 300 queries</caption>" in html and html.count("XQuAD en") == 1
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    assert headers[:3] == ["configuration", "model", "variant"] and "% of float32" in headers
+    assert "int8 &lt;b&gt;" in html and ">95.84<" in html and ">388<" in html and ">0.012<" in html
+    assert "BM25: bm25s" in html
+
+
+def test_results_use_the_fixed_configuration_colours_and_show_notices():
+    from pplx_demo import charts
+    from pplx_demo.index import IndexConfig
+    from pplx_demo.search import ColumnResult, SearchResponse
+    from pplx_demo.storage import StorageReport
+
+    def col(cfg):
+        st = StorageReport(cfg.label, cfg.precision, 384, 10, 48, 480, 0.03, 0)
+        return ColumnResult(cfg, cfg.label, [], {"total": 1.0}, 1.0, None, st)
+
+    resp = SearchResponse("q", 1, "M <i>", "k", "standard", 10, [col(IndexConfig("binary")), col(IndexConfig("int8"))])
+    html = views.results_html(resp, "q", "float32", [("<b>cut</b>", "warn")])
+    assert f"border-top-color:{charts.CONFIG_COLOURS['binary']}" in html
+    assert f"border-top-color:{charts.CONFIG_COLOURS['int8']}" in html
+    assert "pplx-notice warn'>&lt;b&gt;cut" in html and "M &lt;i&gt;" in html
+    assert ">480 B<" in html  # the one byte formatter (storage.human_bytes)
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -164,3 +209,179 @@ def test_corpus_stats_count_tokens_and_languages():
     assert st.languages == {"de": 1, "en": 2}
     assert st.languages_text() == "en 2, de 1"
     assert guess_language("   ") is None
+
+
+# ----------------------------------------------------------------------------- starter corpus
+
+
+def test_starter_corpus_is_the_first_paragraph_of_every_article_in_three_languages():
+    from pplx_demo.ingest.sample import STARTER_LANGUAGES, sample_query_pairs, sample_queries, starter_documents
+
+    docs = starter_documents()
+    assert STARTER_LANGUAGES == ("en", "de", "es")
+    assert len(docs) == 48 * 3 and {d.metadata["lang"] for d in docs} == set(STARTER_LANGUAGES)
+    assert all(d.metadata["paragraph_id"].endswith("-0") for d in docs)
+    for lang in STARTER_LANGUAGES:
+        asked_about = dict(sample_query_pairs(lang))
+        questions = sample_queries(lang, 8)
+        assert len(set(questions)) == 8
+        # Every example question is answered by a paragraph the starter corpus holds.
+        assert all(asked_about[q].endswith("-0") for q in questions)
+    assert len(sample_queries("en", 100)) == 100  # topped up from the same paragraphs' other questions
+    assert all(dict(sample_query_pairs("en"))[q].endswith("-0") for q in sample_queries("en", 100))
+
+
+def test_example_questions_come_in_several_languages():
+    from pplx_demo.ui.studio import example_questions
+
+    examples = example_questions()
+    assert len(examples) == 8 and len(set(examples)) == 8
+    assert any("¿" in q for q in examples) and any(q.startswith("Wie ") or " der " in q for q in examples)
+    assert "When did Carl Wilhelm Scheele discover oxygen?" in examples
+
+
+# ----------------------------------------------------------------------------- evaluation sample
+
+
+def test_the_evaluation_sample_is_seeded_random_not_the_first_queries():
+    from pplx_demo.evaluate.datasets import load_xquad
+    from pplx_demo.ui.studio import sample_queries_of
+
+    full = load_xquad("en")
+    judged = full.judged_queries()
+    sample = sample_queries_of(full, 50)
+    kept = list(sample.queries)
+    assert len(kept) == 50 and set(kept) <= set(judged)
+    assert kept != judged[:50]  # the file is ordered by article: a prefix covers a few topics only
+    assert max(judged.index(q) for q in kept) > 900  # drawn from the whole file
+    assert sample_queries_of(full, 50).queries == sample.queries  # repeatable (seeded)
+    assert sample_queries_of(full, 50, seed=1).queries != sample.queries
+    assert set(sample.qrels) == set(kept) and sample.corpus == full.corpus  # every document stays
+    assert sample_queries_of(full, 10_000) is full
+
+
+def test_whole_numbers_in_range():
+    from pplx_demo.ui.studio import whole_number
+
+    assert whole_number(10.0, "top_k", 1, 50) == 10
+    for bad in (2.5, 0, 51, "x", None):
+        with pytest.raises(DemoError, match="top_k must be a whole number from 1 to 50"):
+            whole_number(bad, "top_k", 1, 50)
+
+
+# ----------------------------------------------------------------------------- honesty of labels
+
+
+def test_variant_labels_name_the_model_that_runs():
+    from pplx_demo.ui.studio import variant_choices
+
+    stand_in = dict((v, label) for label, v in variant_choices("stand-in"))
+    assert "all-MiniLM-L6-v2" in stand_in["standard"] and "pplx" not in stand_in["standard"]
+    assert "not trained" in stand_in["contextual"]
+    pplx = dict((v, label) for label, v in variant_choices("0.6B"))
+    assert "pplx-embed-v1-0.6B" in pplx["standard"] and "pplx-embed-context-v1-0.6B" in pplx["contextual"]
+
+
+def test_about_storage_numbers_are_measured_from_real_indexes():
+    from pplx_demo.ui.studio import storage_table
+
+    for dim, row in storage_table():
+        assert row["float32"] == 4 * dim and row["binary"] == dim // 8
+        assert row["int8"] > dim  # codes plus what the index keeps per vector (its norm)
+        assert row["binary + rescore (int8 kept)"] == row["binary"] + row["int8"]
+
+
+def test_app_messages_name_the_server_setting_not_cli_flags():
+    from pplx_demo.ui.studio import app_wording
+
+    text = app_wording("refused 127.0.0.1, a loopback address; private and local addresses are refused unless "
+                       "explicitly allowed (allow_private / --allow-private)")
+    assert "PPLX_DEMO_ALLOW_PRIVATE=1" in text and "--allow-private" not in text
+    assert app_wording("chunk them (--chunk-tokens) to embed all") == "chunk them to embed all"
+
+
+# ----------------------------------------------------------------------------- ZeroGPU wrapper
+
+
+def test_only_the_encoder_forward_passes_become_gpu_tasks(monkeypatch, minilm, tmp_path):
+    decorated, calls = [], []
+    fake = types.ModuleType("spaces")
+
+    def gpu(duration=60):
+        def wrap(fn):
+            decorated.append((fn.__name__, duration))
+
+            def run(*args, **kwargs):
+                calls.append(fn.__name__)
+                return fn(*args, **kwargs)
+            return run
+        return wrap
+
+    fake.GPU = gpu
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    path = Path(__file__).resolve().parent.parent / "pplx_demo" / "ui" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("gpu_on_zero", path)
+    gpu_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_mod)
+    assert gpu_mod.ON_ZERO_GPU and [name for name, _ in decorated] == ["_encode", "_encode_documents"]
+
+    enc = gpu_mod.GpuEncoder(minilm)
+    assert (enc.name, enc.dim, enc.cache_key) == (minilm.name, minilm.dim, minilm.cache_key)  # the rest delegates
+    store = Store(tmp_path / "g.duckdb")
+    long_text = " ".join(["lighthouse"] * 400)  # longer than the stand-in's window
+    cid = store.add_corpus("c", [Document("u", "t", "short text. " + long_text)],
+                           [[Chunk(0, "short text.", 0, 11, 2), Chunk(1, long_text, 12, 12 + len(long_text), 400)]])
+    matrix = store.embeddings(cid, enc)  # DuckDB reads and writes stay outside the GPU task
+    assert matrix.embedded_now == 2 and matrix.truncated_now == 1  # stats come back from the task
+    assert calls == ["_encode"]
+    assert enc.encode(["a query"]).shape == (1, minilm.dim) and calls[-1] == "_encode"
+
+
+def test_without_spaces_the_wrapper_changes_nothing(minilm):
+    from pplx_demo.ui import gpu
+
+    assert not gpu.ON_ZERO_GPU
+    assert gpu.gpu_task(30)(len) is len
+    np_out = gpu.GpuEncoder(minilm).encode(["same text"])
+    assert (np_out == minilm.encode(["same text"])).all()
+
+
+# ----------------------------------------------------------------------------- studio refusals
+
+
+@pytest.fixture()
+def bare_studio(tmp_path):
+    """A studio on its own store, not prepared (no sample corpus): enough for argument checks."""
+    from pplx_demo.config import Settings
+    from pplx_demo.ui.studio import Studio
+
+    return Studio(dataclasses.replace(Settings.from_env(), db_path=tmp_path / "studio.duckdb"))
+
+
+def test_a_chunk_size_over_the_models_window_is_refused(bare_studio, tmp_path):
+    from pplx_demo.ui.studio import UserError
+
+    page = tmp_path / "page.txt"
+    page.write_text("Lighthouses guide ships at night.", encoding="utf-8")
+    _, _, budget = bare_studio.chunking_for("stand-in", "standard")
+    assert budget == 254  # 256-token window minus [CLS] and [SEP]
+    with pytest.raises(UserError, match=r"Chunks of 1000 tokens are longer than .*all-MiniLM-L6-v2.* reads"
+                                        r".*at most 254 tokens"):
+        bare_studio.ingest([str(page)], "too long", "stand-in", "standard", 1000, 0, "", None, None)
+    assert bare_studio.store.list_corpora(None) == []  # nothing stored
+    with pytest.raises(UserError, match="chunk size must be a whole number"):
+        bare_studio.ingest([str(page)], "x", "stand-in", "standard", 100.5, 0, "", None, None)
+
+
+def test_a_crawl_of_a_private_address_names_the_server_setting(bare_studio):
+    from pplx_demo.ui.studio import UserError
+
+    with pytest.raises(UserError) as err:
+        bare_studio.crawl("http://127.0.0.1:9/", 1, 0, True, None, "stand-in", "standard", None, None, None, None,
+                          None)
+    assert "PPLX_DEMO_ALLOW_PRIVATE" in str(err.value) and "--allow-private" not in str(err.value)
+
+
+def test_a_corpus_named_instead_of_numbered_is_unknown(bare_studio):
+    with pytest.raises(DemoError, match="unknown corpus 'api notes'"):
+        bare_studio._corpus_for("api notes", "s-owner")

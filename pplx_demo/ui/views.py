@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pplx_demo.charts import colour_for, format_bytes
+from pplx_demo.charts import colour_for
+from pplx_demo.storage import human_bytes
 
 SNIPPET_CHARS = 260
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -147,7 +148,7 @@ def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str,
             f"<div class='pplx-col-model' title='model that produced this column'>{esc(model_name)}</div>"
             "<div class='pplx-stats'>"
             + _stat("bytes/vector", f"{st.bytes_per_vector:,}")
-            + _stat("index", format_bytes(st.index_nbytes), "measured size of this index in memory")
+            + _stat("index", human_bytes(st.index_nbytes), "measured size of this index in memory")
             + _stat("size", smaller, "index size relative to float32")
             + _stat("overlap@k", "–" if is_baseline else _fmt_opt(column.overlap_at_k),
                     "share of the float32 top-k also found here")
@@ -173,14 +174,17 @@ def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str,
             f"<ol class='pplx-hits'>{body}</ol></div>")
 
 
-def results_html(response: Any, query: str, baseline_label: str | None = None) -> str:
-    """Side-by-side columns, one per configuration, for a SearchResponse."""
+def results_html(response: Any, query: str, baseline_label: str | None = None,
+                 notices: Sequence[tuple[str, str]] = ()) -> str:
+    """Side-by-side columns, one per configuration, for a SearchResponse; `notices` are
+    (text, kind) lines shown above them (caveats, truncation)."""
     terms = query_terms(query)
     labels = [c.label for c in response.columns]
     baseline = baseline_label if baseline_label is not None else (labels[0] if labels else None)
-    cols = [column_html(c, response.model_name, terms, colour_for(c.label, labels), c.label == baseline)
+    cols = [column_html(c, response.model_name, terms, colour_for(c.label), c.label == baseline)
             for c in response.columns]
-    return (f"<div class='pplx-results' style='--pplx-cols:{max(1, len(cols))}'>" + "".join(cols) + "</div>")
+    head = "".join(notice_html(text, kind) for text, kind in notices)
+    return head + f"<div class='pplx-results' style='--pplx-cols:{max(1, len(cols))}'>" + "".join(cols) + "</div>"
 
 
 def notice_html(text: str, kind: str = "info") -> str:
@@ -188,7 +192,94 @@ def notice_html(text: str, kind: str = "info") -> str:
     return f"<div class='pplx-notice {esc(kind)}'>{esc(text)}</div>"
 
 
-def corpus_stats_markdown(stats: Mapping[str, Any]) -> str:
-    """Corpus statistics as a Markdown table (values escaped: Markdown renders HTML)."""
-    rows = "\n".join(f"| {esc(k)} | {esc(v)} |" for k, v in stats.items())
-    return "| | |\n|---|---|\n" + rows
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 chunk', '3 chunks', '1,200 queries' (pass `many` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def stats_html(title: str, stats: Mapping[str, Any]) -> str:
+    """Corpus statistics as a two-column table with a caption (values escaped)."""
+    rows = "".join(f"<tr><th scope='row'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in stats.items())
+    return f"<table class='pplx-kv'><caption>{esc(title)}</caption><tbody>{rows}</tbody></table>"
+
+
+# Columns of the evaluation table: (key in runner.report_rows, header, number format)
+EVAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("configuration", "configuration", ""), ("model", "model", ""), ("variant", "variant", ""),
+    ("ndcg@10", "nDCG@10", ".2f"), ("ndcg@10 % of float32", "% of float32", ".1f"),
+    ("recall@10", "Recall@10", ".2f"), ("recall@100", "Recall@100", ".2f"), ("mrr@10", "MRR@10", ".2f"),
+    ("bytes_per_vector", "bytes / vector", ",d"), ("search_ms", "ms / query", ".3f"),
+)
+
+
+def _cell(value: Any, spec: str) -> str:
+    if value is None or value == "":
+        return "–"
+    if spec:
+        try:
+            return format(int(value) if spec.endswith("d") else float(value), spec)
+        except (TypeError, ValueError):
+            return esc(value)
+    return esc(value)
+
+
+def eval_table_html(caption: str, rows: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
+    """One evaluation report as a table: the dataset in the caption, one row per configuration
+    (metrics x100), the model and variant on every row; `notes` are printed under it."""
+    head = "".join(f"<th scope='col' class='{'num' if spec else 'txt'}'>{esc(title)}</th>"
+                   for _, title, spec in EVAL_COLUMNS)
+    body = []
+    for row in rows:
+        cells = "".join(f"<td class='{'num' if spec else 'txt'}'>{_cell(row.get(key), spec)}</td>"
+                        for key, _, spec in EVAL_COLUMNS)
+        colour = colour_for(str(row.get("configuration", "")))
+        body.append(f"<tr style='--pplx-config:{colour}'>{cells}</tr>")
+    foot = "".join(f"<p class='pplx-table-note'>{esc(n)}</p>" for n in notes)
+    return (f"<div class='pplx-table-wrap'><table class='pplx-eval'><caption>{esc(caption)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}</div>")
+
+
+def _move_badge(moved: int) -> str:
+    if moved > 0:
+        return f"<span class='move up' title='moved up with late chunking'>▲{moved}</span>"
+    if moved < 0:
+        return f"<span class='move down' title='moved down with late chunking'>▼{-moved}</span>"
+    return "<span class='move same' title='same rank'>=</span>"
+
+
+def contextual_html(demo: Any, caveat: str = "") -> str:
+    """The illustrative article's sentences ranked for one query with independent chunks and with
+    late chunking, side by side; sentences that moved carry a badge, the biggest climb is marked."""
+    terms = query_terms(demo.query)
+    moves = demo.moves()
+    best = moves[0] if moves and moves[0].moved > 0 else None
+    if best is not None:
+        summary = (f"For “{demo.query}”, late chunking moved {plural(len(moves), 'sentence')} of "
+                   f"{len(demo.chunks)}. Biggest climb: sentence {best.order + 1}, from #{best.standard_rank} "
+                   f"to #{best.contextual_rank}.")
+    elif moves:
+        summary = f"For “{demo.query}”, late chunking reordered {plural(len(moves), 'sentence')} but none climbed."
+    else:
+        summary = f"For “{demo.query}”, both rankings are the same."
+
+    def side(variant: str, title: str, model: str) -> str:
+        items = []
+        for c in demo.ranking(variant):
+            rank = c.standard_rank if variant == "standard" else c.contextual_rank
+            score = c.standard_score if variant == "standard" else c.contextual_score
+            badge = _move_badge(c.moved) if variant == "contextual" else ""
+            cls = " best" if best is not None and c.order == best.order else ""
+            items.append(f"<li class='pplx-hit{cls}'><div class='pplx-hit-top'><span class='rank'>#{rank}</span>"
+                         f"<span class='score'>{score:.4f}</span>{badge}<span class='title'>sentence "
+                         f"{c.order + 1}</span></div><div class='snippet'>{highlight(c.text, terms)}</div></li>")
+        return (f"<div class='pplx-col'><div class='pplx-col-head'><div class='pplx-col-label'>{esc(title)}</div>"
+                f"<div class='pplx-col-model'>{esc(model)}</div></div>"
+                f"<ol class='pplx-hits'>{''.join(items)}</ol></div>")
+
+    parts = [notice_html(summary)]
+    if caveat:
+        parts.append(notice_html(caveat, "warn"))
+    parts.append("<div class='pplx-results pplx-pair'>"
+                 + side("standard", "Independent chunks", demo.model_name)
+                 + side("contextual", "Late chunking", demo.contextual_model_name) + "</div>")
+    return "".join(parts)
