@@ -9,7 +9,7 @@ Heap conventions (per query row of `best` / `ids`): slot 0 holds the worst kept 
 slots hold a sentinel worse than any real entry and id -1. Rows arrive in rising order, so a new
 row enters only when strictly better than the worst kept one: ties keep the lower row.
 
-This module imports numba; `pplx_demo.index` imports it lazily, on the first search that uses it.
+This module imports numba; `pplx_demo.index` imports it lazily, when it first builds an index that uses it.
 Compiled code is cached on disk (`cache=True`), so a machine compiles each kernel once.
 """
 
