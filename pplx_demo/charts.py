@@ -297,8 +297,8 @@ def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence
     pad = max(0.5, (max(ys) - min(ys)) * 0.2)
     xs = [r.bytes_per_vector for r in points]
     fig.update_layout(**_LAYOUT)
-    fig.update_layout(height=460, margin=dict(l=64, r=20, t=60, b=40),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0),
+    fig.update_layout(height=420, margin=dict(l=64, r=20, t=60, b=40),
+                      legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02),
                       title=f"{metric} vs bytes per vector"
                             + _model_subtitle(getattr(r, "model_name", "") for r in points))
     fig.update_xaxes(type="log", title_text="bytes per vector (log)",
@@ -317,6 +317,7 @@ def per_language_figure(results_by_language: Mapping[str, Sequence[Any]], metric
     labels = list(dict.fromkeys(r.label for lang in langs for r in results_by_language[lang]))
     fig = go.Figure()
     values: list[float] = []
+    written = len(labels) <= 6  # more bars per language than that: values would overprint (hover has them)
     for lab in labels:
         ys: list[float | None] = []
         for lang in langs:
@@ -325,7 +326,7 @@ def per_language_figure(results_by_language: Mapping[str, Sequence[Any]], metric
         values.extend(y for y in ys if y is not None)
         fig.add_bar(name=lab, x=langs, y=ys, marker=dict(color=colour_for(lab),
                                                          pattern_shape="/" if lab.endswith(_LATE_CHUNKING) else ""),
-                    text=[f"{y:.1f}" if y is not None else "" for y in ys], textposition="outside",
+                    text=[f"{y:.1f}" if y is not None and written else "" for y in ys], textposition="outside",
                     textfont=dict(size=10), cliponaxis=False,
                     hovertemplate=lab + "<br>%{x}: %{y:.2f}<extra></extra>")
     lo, hi = min(values), max(values)
@@ -333,8 +334,8 @@ def per_language_figure(results_by_language: Mapping[str, Sequence[Any]], metric
     # (said in the axis title), unless the values already span most of the range.
     floor = 0.0 if hi - lo > 0.5 * hi else max(0.0, lo - max(2.0, (hi - lo) * 0.6))
     fig.update_layout(**_LAYOUT)
-    fig.update_layout(barmode="group", height=460, margin=dict(l=64, r=20, t=60, b=40),
-                      legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0.0),
+    fig.update_layout(barmode="group", height=420, margin=dict(l=64, r=20, t=60, b=40),
+                      legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02),
                       title=f"{metric} per language and configuration"
                             + _model_subtitle(getattr(r, "model_name", "") for lang in langs
                                               for r in results_by_language[lang]))

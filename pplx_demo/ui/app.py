@@ -99,7 +99,8 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
                                                   elem_id="pplx-rejected")
                         corpus_info = gr.JSON(label="Corpus handle (for the API)", visible=False)
                         corpora_table = gr.Dataframe(label="Corpora you can search", interactive=False,
-                                                     wrap=True, max_height=260, elem_id="pplx-corpora")
+                                                     wrap=True, max_height=260, elem_id="pplx-corpora",
+                                                     column_widths=["6%", "33%", "13%", "10%", "14%", "24%"])
                         embed_btn = gr.Button("Embed the corpus chosen in Search now", size="sm",
                                               elem_id="pplx-embed")
 
@@ -142,7 +143,7 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
                 with gr.Tabs():
                     with gr.Tab("Quality on labelled data"):
                         with gr.Row():
-                            with gr.Column(scale=1, min_width=300):
+                            with gr.Column(scale=2, min_width=280):
                                 dataset = gr.Radio(st.DATASET_CHOICES, value=st.DATASET_CHOICES[0][1],
                                                    label="Labelled data")
                                 languages = gr.CheckboxGroup(list(studio.xquad_languages()), value=["en"],
@@ -171,12 +172,11 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
                                 pair_chunks = gr.Slider(16, 256, value=st.PAIR_CHUNK_TOKENS, step=1, visible=False,
                                                         label="Chunk size for the late-chunking pair (tokens)")
                                 eval_btn = gr.Button("Run evaluation", variant="primary", elem_id="pplx-evaluate")
-                            with gr.Column(scale=3):
+                            with gr.Column(scale=7):
                                 eval_status = gr.HTML(label="evaluation status", elem_id="pplx-eval-status")
                                 eval_tables = gr.HTML(label="quality tables", elem_id="pplx-eval-table")
-                                with gr.Row():
-                                    pareto_plot = gr.Plot(empty[2], label="Quality vs bytes per vector")
-                                    language_plot = gr.Plot(empty[4], label="Per language")
+                                pareto_plot = gr.Plot(empty[2], label="Quality vs bytes per vector")
+                                language_plot = gr.Plot(empty[4], label="Per language")
                                 with gr.Accordion("Table data (what the API returns)", open=False):
                                     eval_frame = gr.Dataframe(label="quality per configuration", interactive=False)
                     with gr.Tab("Independent vs late chunking"):

@@ -950,7 +950,10 @@ def _eval_tables(reports: list[EvalReport], available: dict[str, int]) -> str:
             if row["configuration"] == "BM25":  # its setup is long: a note, not a cell
                 notes.append(f"BM25: {row['model']}.")
                 row = {**row, "model": "bm25s"}
-            rows.append({**row, "model": charts.short_model_name(str(row["model"]))})
+            # The variant column says "late chunking" once; the other cells need not repeat it.
+            rows.append({**row, "configuration": str(row["configuration"]).removesuffix(" · late chunking"),
+                         "model": charts.short_model_name(str(row["model"])).replace(" with late chunking", ""),
+                         "variant": {"contextual": "late chunking"}.get(row["variant"], row["variant"])})
         out.append(views.eval_table_html(caption, rows, notes))
     return "".join(out)
 
