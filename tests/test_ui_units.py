@@ -385,3 +385,22 @@ def test_a_crawl_of_a_private_address_names_the_server_setting(bare_studio):
 def test_a_corpus_named_instead_of_numbered_is_unknown(bare_studio):
     with pytest.raises(DemoError, match="unknown corpus 'api notes'"):
         bare_studio._corpus_for("api notes", "s-owner")
+
+
+def test_chunk_sliders_end_at_what_a_pplx_model_reads_here(bare_studio, tiny_pplx_dir, monkeypatch):
+    """For a pplx-layout model the limit is its window on this device (capped by the settings)
+    minus the special tokens its tokenizer adds; the stand-in's is 254."""
+    import pplx_demo.models as models
+    from pplx_demo.ingest.chunking import encoder_token_budget
+
+    monkeypatch.setenv("PPLX_DEMO_MODEL_PPLX_EMBED_V1_0_6B", str(tiny_pplx_dir))
+    key = ("pplx-embed-v1-0.6b", None)
+    try:
+        size, overlap, budget = bare_studio.chunking_for("0.6B", "standard")
+        enc = models.get_encoder(*key)
+        assert budget == encoder_token_budget(enc) and budget <= bare_studio.settings.max_tokens_cpu
+        assert (size, overlap) == (512, 64) and overlap < size <= budget
+        chunk, _ = bare_studio.chunk_sliders("0.6B", "standard")
+        assert chunk["maximum"] == budget
+    finally:
+        models._cache.pop(key, None)  # the tiny checkpoint must not stand in for the real key later

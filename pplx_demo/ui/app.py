@@ -169,7 +169,8 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
                                      if c[1] != "full"], value=[], label="Also at these Matryoshka sizes")
                                 late_pair = gr.Checkbox(False, label="Also with late chunking (same chunks, both "
                                                                      "variants of the model)")
-                                pair_chunks = gr.Slider(16, 256, value=st.PAIR_CHUNK_TOKENS, step=1, visible=False,
+                                pair_chunks = gr.Slider(16, min(512, studio.pair_chunk_max(default_size)),
+                                                        value=st.PAIR_CHUNK_TOKENS, step=1, visible=False,
                                                         label="Chunk size for the late-chunking pair (tokens)")
                                 eval_btn = gr.Button("Run evaluation", variant="primary", elem_id="pplx-evaluate")
                             with gr.Column(scale=7):
@@ -218,8 +219,8 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
 
         for control in (model_size, variant):
             control.change(studio.on_model_change, model_inputs,
-                           [model_note, variant, chunk_tokens, overlap_tokens, matryoshka, eval_dims, search_btn,
-                            ingest_btn, crawl_btn, eval_btn, late_btn], **private)
+                           [model_note, variant, chunk_tokens, overlap_tokens, matryoshka, eval_dims, pair_chunks,
+                            search_btn, ingest_btn, crawl_btn, eval_btn, late_btn], **private)
         for control in (corpus, model_size, variant, session_key):
             control.change(studio.embed_button_label, [corpus, model_size, variant, session_key], [embed_btn],
                            **private)

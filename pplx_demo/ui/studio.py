@@ -333,15 +333,23 @@ class Studio:
         return (gr.update(value=size, maximum=budget),
                 gr.update(value=overlap, maximum=max(1, min(budget // 2, 1024))))
 
+    def pair_chunk_max(self, model_size: str) -> int:
+        """Largest chunk the late-chunking pair may use: what both variants of the model read."""
+        try:
+            return min(self.chunking_for(model_size, v)[2] for v in VARIANTS)
+        except DemoError:
+            return PAIR_CHUNK_TOKENS
+
     def on_model_change(self, model_size: str, variant: str) -> tuple[Any, ...]:
         key = model_key_for(model_size, variant)
         ok = self.model_available(key).available
         chunk, overlap = self.chunk_sliders(model_size, variant) if ok else (gr.update(), gr.update())
+        pair = gr.update(maximum=min(512, self.pair_chunk_max(model_size))) if ok else gr.update()
         buttons = [gr.update(interactive=ok) for _ in range(5)]
         dims = self.matryoshka_choices(model_size, variant)
         return (self.model_note(model_size, variant), gr.update(choices=variant_choices(model_size)), chunk, overlap,
                 gr.update(choices=dims, value="full"), gr.update(choices=[d for d in dims if d[1] != "full"], value=[]),
-                *buttons)
+                pair, *buttons)
 
     # ------------------------------------------------------------------ evaluation controls
 
@@ -914,6 +922,12 @@ def _eval_status(reports: list[EvalReport], available: dict[str, int]) -> str:
         if r.n_queries < SMALL_EVAL:
             small.append((dataset, r.n_queries))
     html = views.notice_html(f"Evaluated with {' and '.join(models)}. " + " · ".join(parts) + ".")
+    untrained = [r for r in reports if not getattr(MODELS.get(r.model_key), "is_pplx", False)
+                 and any(x.config.dim is not None for x in r.results)]
+    if untrained:
+        html += views.notice_html(f"{charts.short_model_name(untrained[0].model_name)} was not trained for Matryoshka "
+                                  "truncation: its @d rows show what cutting vectors does to a model without that "
+                                  "training, not what pplx-embed (trained for it) does.", "warn")
     for dataset, n in small:
         html += views.notice_html(
             f"{dataset}: only {plural(n, 'query', 'queries')}. One query can move nDCG@10 by up to {100 / n:.1f} "
