@@ -805,12 +805,11 @@ class Studio:
 
     def sample_note(self) -> str:
         c = self.store.get_corpus(self.sample_corpus_id) if self.sample_corpus_id is not None else None
-        size = (f" ({plural(c.n_documents, 'paragraph')}, {plural(c.n_chunks, 'chunk')}; languages "
-                f"{', '.join(c.languages)})") if c is not None else ""
-        return (f"**{SAMPLE_CORPUS_NAME}**{size}: the first paragraph of each XQuAD article, in "
-                f"{', '.join(STARTER_LANGUAGES)}. It is shared by everyone, read-only, and already embedded with the "
-                f"offline stand-in. Pick it in the Search tab; the example questions there are answered by it.\n\n"
-                f"{SAMPLE_ATTRIBUTION}")
+        size = f" ({plural(c.n_documents, 'paragraph')}, {plural(c.n_chunks, 'chunk')})" if c is not None else ""
+        return (f"**{SAMPLE_CORPUS_NAME}**: the first paragraph of each XQuAD article in "
+                f"{', '.join(STARTER_LANGUAGES)}{size}. It is shared by everyone, read-only, and already embedded "
+                f"with the offline stand-in. Pick it in the Search tab; the example questions there are answered by "
+                f"it.\n\n{SAMPLE_ATTRIBUTION}")
 
     def about_markdown(self) -> str:
         """Models, their published numbers, our reproduction and availability here, all read from data."""
