@@ -107,6 +107,15 @@ def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, t
     expect(page.locator("#pplx-rejected")).to_be_hidden()  # nothing was refused
     expect(page.locator("#pplx-embed")).to_contain_text("“browser notes”")  # it says which corpus
 
+    # A crawl of a local address is refused naming the server setting; Stop goes away after the error.
+    page.get_by_role("tab", name="Crawl a site").click()
+    expect(page.locator("#pplx-ingest")).to_be_hidden()
+    page.get_by_role("textbox", name="Start URL").fill("http://127.0.0.1:9/")
+    page.locator("#pplx-crawl").click()
+    expect(page.get_by_text(re.compile("PPLX_DEMO_ALLOW_PRIVATE=1")).first).to_be_visible()
+    expect(page.locator("#pplx-stop")).to_be_hidden()
+    page.get_by_role("tab", name="Upload files").click()
+
     # Search tab: the new corpus is selected; four configurations side by side (plain binary included).
     page.get_by_role("tab", name="Search").click()
     expect(page.locator("#pplx-corpus input")).to_have_value(re.compile("browser notes"))

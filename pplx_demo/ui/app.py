@@ -245,6 +245,8 @@ def build_app(settings: Settings | None = None, studio: st.Studio | None = None)
             event = button.click(busy, None, [stop_btn], queue=False, **private).then(
                 fn, inputs, outputs, api_name=name, **heavy)
             after = event.then(idle, None, [stop_btn], queue=False, **private)
+            # This Gradio's front end runs .then() after success only; an error needs its own listener.
+            event.failure(idle, None, [stop_btn], queue=False, **private)
             if rejections in outputs:
                 after.then(st.shown_if_rows, [rejections], [rejections], queue=False, **private)
             heavy_events.append(event)

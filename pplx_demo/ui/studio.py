@@ -155,8 +155,8 @@ def sample_queries_of(data: RetrievalDataset, n: int, seed: int = EVAL_SEED) -> 
 
 def app_wording(reason: str) -> str:
     """A domain message reworded for the app: name the server setting, not a CLI flag."""
-    reason = re.sub(r"\(?\s*allow_private\s*/\s*--allow-private\s*\)?|--allow-private",
-                    "(server setting PPLX_DEMO_ALLOW_PRIVATE=1)", reason)
+    reason = re.sub(r"\s*\(\s*allow_private\s*/\s*--allow-private\s*\)|\s*\(?--allow-private\)?",
+                    " with the server setting PPLX_DEMO_ALLOW_PRIVATE=1", reason)
     return re.sub(r"\s*\(--[a-z][a-z-]*\)", "", reason)  # other CLI options mean nothing in the app
 
 
