@@ -378,3 +378,32 @@ def test_cancel_during_the_crawl(site):
     with pytest.raises(Cancelled):
         crawl([site + "/"], _options(concurrency=1), progress=stop_after_first, cancel=cancel)
     assert pages == [1]
+
+
+def test_https_certificates_are_verified_through_the_guarded_connection(tmp_path):
+    """The SSRF guard dials the validated IP itself; TLS must still verify the certificate (here: refuse
+    a self-signed one) rather than silently trusting whatever answers."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make the test certificate (Debian's openssl package)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/a.html"
+        report = crawl([url], _options(max_depth=0, timeout_s=5))
+        assert not report.documents and not report.fetched
+        problems = " ".join(reason for _, reason in report.failed + report.skipped).lower()
+        assert "certificate" in problems or "ssl" in problems, (report.failed, report.skipped)
+    finally:
+        server.shutdown()
+        server.server_close()
