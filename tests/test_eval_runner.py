@@ -305,6 +305,19 @@ def test_cli_eval_prints_a_table_and_writes_json(tmp_path, beir_dir, capsys):
     assert all(0 <= c["ndcg@10"] <= 1 for c in configs)
 
 
+def test_cli_eval_compares_several_models_in_one_run(tmp_path, beir_dir, tiny_pplx_dir, capsys):
+    out = tmp_path / "models.json"
+    code = main(["--db", str(tmp_path / "m.duckdb"), "eval", "--beir", str(beir_dir), "--model",
+                 f"minilm-l6,{tiny_pplx_dir}", "--precisions", "float32,binary", "--no-bm25", "--json", str(out),
+                 "--no-progress"])
+    assert code == 0
+    reports = json.loads(out.read_text(encoding="utf-8"))["reports"]
+    assert [r["model_key"] for r in reports] == ["minilm-l6", str(tiny_pplx_dir.resolve())]
+    assert "not pplx-embed" in reports[0]["model_name"] and "pplx-embed layout" in reports[1]["model_name"]
+    assert [len(r["configurations"]) for r in reports] == [2, 2]
+    assert reports[0]["configurations"][0]["ndcg@10"] > reports[1]["configurations"][0]["ndcg@10"]  # random weights
+
+
 def test_reproduction_record_round_trips(tmp_path):
     rec = Reproduction(command="python benchmarks/bench_eval.py", machine="test", date="2025-01-01",
                        rows=[ReproductionRow("XQuAD en", "all-MiniLM-L6-v2", 94.4, 94.36),

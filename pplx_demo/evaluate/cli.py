@@ -113,16 +113,21 @@ def _cmd_eval(args: argparse.Namespace, ctx: Any) -> Any:
         chunking = (args.chunk_tokens, args.overlap_tokens or 0)
     if args.late_chunking_pair and chunking is None:
         raise DemoError("--late-chunking-pair compares chunks of one document: give --chunk-tokens too")
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise DemoError("--model needs at least one model key")
     reports = []
     for dataset in _datasets(args):
-        with ctx.progress(f"embedding {dataset.name}", "text") as bar:
-            if args.late_chunking_pair:
-                reports += run_variant_pair(ctx.store, dataset, args.model, configs, chunking=chunking, progress=bar,
-                                            bm25=not args.no_bm25, bm25_language=args.bm25_language)
-            else:
-                reports.append(run_evaluation(ctx.store, dataset, args.model, args.variant, configs,
-                                              chunking=chunking, progress=bar, bm25=not args.no_bm25,
-                                              bm25_language=args.bm25_language))
+        for model in models:  # model x variant x precision x Matryoshka size, each model from its own cache
+            with ctx.progress(f"embedding {dataset.name} with {model}", "text") as bar:
+                if args.late_chunking_pair:
+                    reports += run_variant_pair(ctx.store, dataset, model, configs, chunking=chunking,
+                                                progress=bar, bm25=not args.no_bm25,
+                                                bm25_language=args.bm25_language)
+                else:
+                    reports.append(run_evaluation(ctx.store, dataset, model, args.variant, configs,
+                                                  chunking=chunking, progress=bar, bm25=not args.no_bm25,
+                                                  bm25_language=args.bm25_language))
     payload = {"reports": [json.loads(report_json(r)) for r in reports]}
     lines = [line for r in reports for line in report_lines(r)]
     if isinstance(args.json, str) and args.json != "-":
@@ -152,7 +157,8 @@ def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     src.add_argument("--split", default="test", help="qrels split for --beir (default: %(default)s)")
     src.add_argument("--xquad", metavar="LANG[,LANG]", default=None, help="XQuAD corpus languages, e.g. en,de,es")
     src.add_argument("--query-lang", default=None, help="XQuAD: ask the questions in this language (cross-lingual)")
-    p.add_argument("--model", default="minilm-l6", help="model key (default: %(default)s)")
+    p.add_argument("--model", default="minilm-l6",
+                   help="model key(s) or folder(s), comma-separated: one table per model (default: %(default)s)")
     p.add_argument("--variant", choices=("standard", "contextual"), default=None)
     p.add_argument("--precisions", default="float32,int8,binary",
                    help=f"comma-separated, from {', '.join(PRECISION_CHOICES)} (default: %(default)s)")
