@@ -440,13 +440,15 @@ def _chunking_of(settings: dict | None) -> tuple[int, int] | None:
 
 def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, configs: list[IndexConfig], *,
                      chunking: tuple[int, int], progress: Progress | None = None, bm25: bool = True,
-                     bm25_language: str | None = None, owner: str | None = None) -> tuple[EvalReport, EvalReport]:
+                     bm25_language: str | None = None, owner: str | None = None,
+                     encoder_loader: Callable[[str, str | None], Any] | None = None) -> tuple[EvalReport, EvalReport]:
     """Independent chunks vs late chunking on the same corpus and the same chunks."""
     standard_key, contextual_key = variant_keys(model_key)
     standard = run_evaluation(store, dataset, standard_key, "standard", configs, chunking=chunking,
-                              progress=progress, bm25=bm25, bm25_language=bm25_language, owner=owner)
+                              progress=progress, bm25=bm25, bm25_language=bm25_language, owner=owner,
+                              encoder_loader=encoder_loader)
     contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, chunking=chunking,
-                                progress=progress, bm25=False, owner=owner)
+                                progress=progress, bm25=False, owner=owner, encoder_loader=encoder_loader)
     contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
     return standard, contextual
 

@@ -105,6 +105,8 @@ MAX_CACHED_ENCODERS = 3
 
 def get_encoder(model_key: str, variant: str | None = None) -> Encoder:
     """A process-wide cached encoder (each model loads once; least recently used dropped past 3)."""
+    if variant is None and model_key in MODELS:  # (key, None) and (key, its own variant) are one model
+        variant = MODELS[model_key].variant
     key = (model_key, variant)
     with _cache_lock:
         if key in _cache:

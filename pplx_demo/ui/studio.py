@@ -32,7 +32,7 @@ from pplx_demo.evaluate.datasets import XQUAD_LANGUAGES, RetrievalDataset, load_
     queries_from_file
 from pplx_demo.evaluate.reproduction import load_reproduction
 from pplx_demo.evaluate.runner import (EvalReport, is_eval_corpus, pareto_frontier, report_rows, report_warnings,
-                                       run_corpus_evaluation, run_evaluation, variant_keys)
+                                       run_corpus_evaluation, run_evaluation, run_variant_pair, variant_keys)
 from pplx_demo.index import IndexConfig, QuantizedIndex
 from pplx_demo.ingest.chunking import chunk_text, default_chunking, encoder_token_budget, validate_chunking
 from pplx_demo.ingest.crawler import CrawlOptions, crawl
@@ -768,15 +768,10 @@ class Studio:
 
     def _variant_pair(self, data: RetrievalDataset, model_size: str, configs: list[IndexConfig],
                       chunking: tuple[int, int], progress: Any, owner: str | None = None) -> list[EvalReport]:
-        """runner.run_variant_pair with the studio's GPU-wrapped encoders: the same chunks embedded
-        independently and with late chunking (runner's version has no encoder_loader yet)."""
-        (standard_key, standard_var), (contextual_key, contextual_var) = variant_keys_for(model_size)
-        standard = run_evaluation(self.store, data, standard_key, standard_var, configs, chunking=chunking,
-                                  progress=progress, owner=owner, encoder_loader=gpu_encoder)
-        contextual = run_evaluation(self.store, data, contextual_key, contextual_var, configs, chunking=chunking,
-                                    progress=progress, bm25=False, owner=owner, encoder_loader=gpu_encoder)
-        contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
-        return [standard, contextual]
+        """runner.run_variant_pair with the studio's GPU-wrapped encoders."""
+        (standard_key, _), _ = variant_keys_for(model_size)
+        return list(run_variant_pair(self.store, data, standard_key, configs, chunking=chunking, progress=progress,
+                                     owner=owner, encoder_loader=gpu_encoder))
 
     @_user_errors
     def late_chunking_demo(self, query: str = DEFAULT_QUERY, model_size: str = "stand-in",
