@@ -19,37 +19,25 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from pplx_demo.index import IndexConfig
 from pplx_demo.storage import human_bytes
 
 log = logging.getLogger(__name__)
 
-# One colour per configuration family, the same in the search columns and in every chart.
+# One colour per configuration family (IndexConfig.family), the same in the search columns and every chart.
 CONFIG_COLOURS: dict[str, str] = {
     "float32": "#2563eb",
     "int8": "#16a34a",
     "binary": "#dc2626",
     "binary + rescore": "#9333ea",
-    "binary asymmetric": "#ea580c",
+    "binary + asymmetric": "#ea580c",
 }
 OTHER_COLOUR = "#64748b"  # BM25 and anything that is not an index configuration
 _STAGE_COLOURS = {"embed_query": "#94a3b8", "fetch_text": "#cbd5e1"}
-_LATE_CHUNKING = " · late chunking"
+LATE_CHUNKING_PATTERN = "/"  # late chunking (the contextual variant) is hatched / open everywhere
 _LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=64, r=20, t=96, b=40),
                font=dict(family="Inter, system-ui, sans-serif", size=12),
                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0))
-
-
-def config_family(label: str) -> str:
-    """The configuration family of a label ('binary + rescore(int8) x4 @256d' -> 'binary + rescore')."""
-    text = label.strip().lower()
-    if text.startswith("binary + rescore"):
-        return "binary + rescore"
-    if text.startswith("binary + asymmetric") or text.startswith("binary asymmetric"):
-        return "binary asymmetric"
-    for family in ("binary", "int8", "float32"):
-        if text.startswith(family):
-            return family
-    return "other"
 
 
 def _tint(hex_colour: str, share_white: float) -> str:
@@ -58,16 +46,37 @@ def _tint(hex_colour: str, share_white: float) -> str:
     return "#" + "".join(f"{c:02x}" for c in mix)
 
 
-def colour_for(label: str, labels: Sequence[str] | None = None) -> str:  # noqa: ARG001 - old call sites
-    """The fixed colour of a configuration label; Matryoshka sizes below full are lighter tints of it."""
-    base = CONFIG_COLOURS.get(config_family(label), OTHER_COLOUR)
-    if " @" in label:  # a truncated size: same family, lighter the smaller it is
-        try:
-            dim = int(label.split(" @")[1].split("d")[0])
-        except (IndexError, ValueError):
-            dim = 0
-        return _tint(base, 0.25 if dim >= 256 else 0.45)
+def colour_for(config: IndexConfig | None) -> str:
+    """The fixed colour of a configuration's family; Matryoshka sizes are lighter tints of it."""
+    if config is None:
+        return OTHER_COLOUR
+    base = CONFIG_COLOURS.get(config.family, OTHER_COLOUR)
+    if config.dim is not None:  # a truncated size: same family, lighter the smaller it is
+        return _tint(base, 0.25 if config.dim >= 256 else 0.45)
     return base
+
+
+def series_name(config: IndexConfig, variant: str = "standard") -> str:
+    """A legend / table name: the canonical configuration, plus "late chunking" for the contextual variant."""
+    return f"{config} (late chunking)" if variant == "contextual" else str(config)
+
+
+def axis_label(config: IndexConfig, variant: str = "standard") -> str:
+    """A configuration over several short lines (axis labels need no rotation), built from its fields."""
+    lines = [config.precision + (f" {config.int8_scheme}" if config.precision == "int8" and config.int8_scheme
+                                 else "")]
+    if config.mode == "rescore":
+        target = "float32" if config.rescore_with == "float32" else "int8"
+        lines.append(f"+ rescore x{config.rescore_multiplier}")
+        if target != "int8" or config.int8_scheme:
+            lines.append(f"({target}{' ' + config.int8_scheme if target == 'int8' and config.int8_scheme else ''})")
+    elif config.mode == "asymmetric":
+        lines.append("+ asymmetric")
+    if config.dim is not None:
+        lines.append(f"@{config.dim}d")
+    if variant == "contextual":
+        lines.append("late chunking")
+    return "<br>".join(lines)
 
 
 def short_model_name(name: str) -> str:
@@ -82,12 +91,6 @@ def _model_subtitle(names: Iterable[str]) -> str:
     return "<br><sup>model: " + " · ".join(unique) + "</sup>"
 
 
-def _wrap(label: str) -> str:
-    """Break a long configuration label over lines so axis labels need no rotation."""
-    return (label.replace(" + ", "<br>+ ").replace(" @", "<br>@").replace(_LATE_CHUNKING, "<br>late chunking")
-            .replace("<br>+ rescore(", "<br>+ rescore<br>("))
-
-
 def _byte_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Log-axis ticks at powers of 1024 between lo and hi, labelled '1 KB', '1 MB', ..."""
     vals, text = [], []
@@ -97,6 +100,13 @@ def _byte_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
         text.append(human_bytes(1024.0 ** exp).replace(".0", ""))
         exp += 1
     return vals, text
+
+
+def _decade_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Log-axis ticks at powers of ten only (no minor labels like "4 5 6 7 8 9 100 2 3")."""
+    vals = [10.0 ** e for e in range(int(math.floor(math.log10(max(lo, 1e-9)))),
+                                     int(math.ceil(math.log10(max(hi, 1e-9)))) + 1)]
+    return vals, [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in vals]
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -134,28 +144,30 @@ def _legend_swatch(fig: go.Figure, name: str, colour: str, pattern: str = "", **
 def latency_figure(runs: Sequence[Any]) -> go.Figure:
     """Median latency per (model, configuration) over the session's searches, in two panels:
     the index search (+ rescore), which is what the configurations change, and the whole query
-    (embed query + index + fetch text), where embedding the query usually dominates.
+    (embed query, once per search + index + fetch text), where embedding the query usually dominates.
 
-    `runs` are search responses: `.model_name` and `.columns` (each `.label`, `.timings_ms`).
+    `runs` are search responses: `.model_name`, `.embed_query_ms` and `.columns` (each `.config`, `.timings_ms`).
     """
-    pairs = [(r.model_name, c) for r in runs for c in r.columns]
+    pairs = [(r, c) for r in runs for c in r.columns]
     if not pairs:
         return message_figure("Run a search to see latency per configuration.", "Latency per configuration")
-    keys = list(dict.fromkeys((m, c.label) for m, c in pairs))
+    keys = list(dict.fromkeys((r.model_name, c.config) for r, c in pairs))
     many_models = len({m for m, _ in keys}) > 1
-    by_key = {}
+    by_key: dict[tuple[str, IndexConfig], list[tuple[float, dict[str, float]]]] = {}
     for k in keys:
-        timings = [c.timings_ms for m, c in pairs if (m, c.label) == k]
-        # A configuration's first search carries one-off costs (index build, kernel compilation):
-        # leave it out once there are later searches to show the steady state.
-        steady = [t for t in timings if "build" not in t]
+        timings = [(float(r.embed_query_ms), c.timings_ms) for r, c in pairs if (r.model_name, c.config) == k]
+        # A configuration's first search carries one-off costs (index build): leave it out once there
+        # are later searches to show the steady state.
+        steady = [t for t in timings if "build" not in t[1]]
         by_key[k] = steady or timings
 
-    def med(key: tuple[str, str], stage: str) -> float:
-        return statistics.median([float(t.get(stage, 0.0)) for t in by_key[key]])
+    def med(key: tuple[str, IndexConfig], stage: str) -> float:
+        if stage == "embed_query":
+            return statistics.median([e for e, _ in by_key[key]])
+        return statistics.median([float(t.get(stage, 0.0)) for _, t in by_key[key]])
 
-    xs = [(f"{short_model_name(m)}<br>" if many_models else "") + _wrap(lab) for m, lab in keys]
-    colours = [colour_for(lab) for _, lab in keys]
+    xs = [(f"{short_model_name(m)}<br>" if many_models else "") + axis_label(cfg) for m, cfg in keys]
+    colours = [colour_for(cfg) for _, cfg in keys]
     search = [med(k, "search") for k in keys]
     rescore = [med(k, "rescore") for k in keys]
     embed = [med(k, "embed_query") for k in keys]
@@ -208,7 +220,7 @@ _PROJECTION_ORDER = ("1M", "100M", "1B")
 def storage_figure(response: Any | None) -> go.Figure:
     """Index bytes per configuration on a log axis: this corpus, then projections to 1M..1B vectors.
 
-    `response` is a search response (`.model_name`, `.columns` with `.label` and `.storage`).
+    `response` is a search response (`.model_name`, `.columns` with `.config` and `.storage`).
     """
     columns = list(getattr(response, "columns", None) or [])
     if not columns:
@@ -222,9 +234,9 @@ def storage_figure(response: Any | None) -> go.Figure:
     for c in columns:
         st = c.storage
         ys = [float(st.index_nbytes)] + [float(st.projections[p]) for p in projections]
-        fig.add_bar(name=f"{c.label} ({st.bytes_per_vector:,} B/vector)", x=groups, y=ys,
-                    marker_color=colour_for(c.label), customdata=[human_bytes(y) for y in ys],
-                    hovertemplate=c.label + "<br>%{x}: %{customdata}<extra></extra>")
+        fig.add_bar(name=f"{c.config} ({st.bytes_per_vector:,} B/vector)", x=groups, y=ys,
+                    marker_color=colour_for(c.config), customdata=[human_bytes(y) for y in ys],
+                    hovertemplate=str(c.config) + "<br>%{x}: %{customdata}<extra></extra>")
         all_y.extend(ys)
     tickvals, ticktext = _byte_ticks(min(all_y), max(all_y))
     fig.update_layout(**_LAYOUT)
@@ -244,8 +256,8 @@ def score_distribution_figure(response: Any | None) -> go.Figure:
         return message_figure("Run a search to see score distributions.", "Score distributions")
     fig = go.Figure()
     for c in columns:
-        fig.add_box(name=_wrap(c.label), y=[h.score for h in c.hits], boxpoints="all", jitter=0.3, pointpos=0,
-                    marker_color=colour_for(c.label), showlegend=False)
+        fig.add_box(name=axis_label(c.config), y=[h.score for h in c.hits], boxpoints="all", jitter=0.3, pointpos=0,
+                    marker_color=colour_for(c.config), showlegend=False)
     fig.update_layout(**_LAYOUT)
     fig.update_layout(title="Score distribution of the top-k hits (last search)"
                             + _model_subtitle([response.model_name]))
@@ -256,52 +268,50 @@ def score_distribution_figure(response: Any | None) -> go.Figure:
 _SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star")
 
 
-def _dim_of(label: str) -> int | None:
-    if " @" not in label:
-        return None
-    try:
-        return int(label.split(" @")[1].split("d")[0])
-    except (IndexError, ValueError):
-        return None
+def _series_key(r: Any) -> tuple[str, str, IndexConfig]:
+    return (str(getattr(r, "model_key", "")), str(getattr(r, "variant", "standard")), r.config)
 
 
 @safe_figure
-def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence[str] = ()) -> go.Figure:
-    """Quality (`metric`, shown x100) against bytes per vector, one point per configuration.
+def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence[Any] = ()) -> go.Figure:
+    """Quality (`metric`, shown x100) against bytes per vector, one point per (model, variant, configuration).
 
-    Each result needs `.label`, `.bytes_per_vector`, `.metrics[metric]` and `.model_name`; `frontier`
-    lists the labels on the Pareto frontier (as computed by the evaluation module). Points carry no
-    text (neighbours would overprint): the legend names them, colours are the configurations'.
+    Each result needs `.config`, `.variant`, `.model_key`, `.bytes_per_vector`, `.metrics[metric]` and
+    `.model_name`; `frontier` lists the results on the Pareto frontier (as the evaluation computes it).
+    Points carry no text (neighbours would overprint): the legend names them.
     """
     points = [r for r in results if metric in r.metrics]
     if not points:
         return message_figure("Quality needs labelled data: run an evaluation first.", "Quality vs bytes per vector")
-    front = set(frontier)
+    front = {_series_key(r) for r in frontier}
     fig = go.Figure()
-    on_front = sorted((r for r in points if r.label in front), key=lambda r: r.bytes_per_vector)
+    on_front = sorted((r for r in points if _series_key(r) in front), key=lambda r: r.bytes_per_vector)
     if on_front:
         fig.add_scatter(x=[r.bytes_per_vector for r in on_front], y=[100 * r.metrics[metric] for r in on_front],
                         mode="lines", line=dict(color="#94a3b8", dash="dash"), name="Pareto frontier (outlined points)",
                         hoverinfo="skip")
-    dims = sorted({d for d in (_dim_of(r.label) for r in points) if d is not None}, reverse=True)
+    dims = sorted({r.config.dim for r in points if r.config.dim is not None}, reverse=True)
     for r in points:
-        d = _dim_of(r.label)
+        d = r.config.dim
         symbol = _SYMBOLS[0] if d is None else _SYMBOLS[(dims.index(d) + 1) % len(_SYMBOLS)]
-        if r.label.endswith(_LATE_CHUNKING):
+        if getattr(r, "variant", "standard") == "contextual":
             symbol += "-open"
-        fig.add_scatter(x=[r.bytes_per_vector], y=[100 * r.metrics[metric]], mode="markers", name=r.label,
-                        marker=dict(size=13, symbol=symbol, color=colour_for(r.label),
-                                    line=dict(width=2, color="#0f172a" if r.label in front else colour_for(r.label))),
-                        hovertemplate=r.label + f"<br>%{{x}} bytes/vector<br>{metric}: %{{y:.2f}}<extra></extra>")
+        name = series_name(r.config, getattr(r, "variant", "standard"))
+        colour = colour_for(r.config)
+        fig.add_scatter(x=[r.bytes_per_vector], y=[100 * r.metrics[metric]], mode="markers", name=name,
+                        marker=dict(size=13, symbol=symbol, color=colour,
+                                    line=dict(width=2, color="#0f172a" if _series_key(r) in front else colour)),
+                        hovertemplate=name + f"<br>%{{x}} bytes/vector<br>{metric}: %{{y:.2f}}<extra></extra>")
     ys = [100 * r.metrics[metric] for r in points]
     pad = max(0.5, (max(ys) - min(ys)) * 0.2)
     xs = [r.bytes_per_vector for r in points]
+    tickvals, ticktext = _decade_ticks(min(xs), max(xs))
     fig.update_layout(**_LAYOUT)
-    fig.update_layout(height=420, margin=dict(l=64, r=20, t=60, b=40),
-                      legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02),
+    fig.update_layout(height=460, margin=dict(l=64, r=20, t=60, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0),
                       title=f"{metric} vs bytes per vector"
                             + _model_subtitle(getattr(r, "model_name", "") for r in points))
-    fig.update_xaxes(type="log", title_text="bytes per vector (log)",
+    fig.update_xaxes(type="log", title_text="bytes per vector (log)", tickvals=tickvals, ticktext=ticktext,
                      range=[math.log10(min(xs)) - 0.2, math.log10(max(xs)) + 0.2])
     fig.update_yaxes(title_text=f"{metric} (x100)", range=[min(ys) - pad, max(ys) + pad])
     return fig
@@ -309,36 +319,35 @@ def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence
 
 @safe_figure
 def per_language_figure(results_by_language: Mapping[str, Sequence[Any]], metric: str) -> go.Figure:
-    """Grouped bars: `metric` (x100) per language (x) and configuration (colour), values written on
-    the bars; the y axis starts near the smallest value so small differences stay visible."""
+    """Grouped bars from zero: `metric` (x100) per language (x) and (variant, configuration) (colour; late
+    chunking hatched), values written on the bars when they fit."""
     langs = [lang for lang, rs in results_by_language.items() if rs]
     if not langs:
         return message_figure("Run an evaluation to see per-language results.", f"{metric} per language")
-    labels = list(dict.fromkeys(r.label for lang in langs for r in results_by_language[lang]))
+    series = list(dict.fromkeys((r.variant, r.config) for lang in langs for r in results_by_language[lang]))
     fig = go.Figure()
     values: list[float] = []
-    written = len(labels) <= 6  # more bars per language than that: values would overprint (hover has them)
-    for lab in labels:
+    written = len(series) <= 6  # more bars per language than that: values would overprint (hover has them)
+    for variant, config in series:
         ys: list[float | None] = []
         for lang in langs:
-            match = [r.metrics.get(metric) for r in results_by_language[lang] if r.label == lab]
+            match = [r.metrics.get(metric) for r in results_by_language[lang]
+                     if r.config == config and r.variant == variant]
             ys.append(100 * match[0] if match and match[0] is not None else None)
         values.extend(y for y in ys if y is not None)
-        fig.add_bar(name=lab, x=langs, y=ys, marker=dict(color=colour_for(lab),
-                                                         pattern_shape="/" if lab.endswith(_LATE_CHUNKING) else ""),
+        name = series_name(config, variant)
+        fig.add_bar(name=name, x=langs, y=ys,
+                    marker=dict(color=colour_for(config),
+                                pattern_shape=LATE_CHUNKING_PATTERN if variant == "contextual" else ""),
                     text=[f"{y:.1f}" if y is not None and written else "" for y in ys], textposition="outside",
                     textfont=dict(size=10), cliponaxis=False,
-                    hovertemplate=lab + "<br>%{x}: %{y:.2f}<extra></extra>")
-    lo, hi = min(values), max(values)
-    # Bars from zero hide differences of a point or two: start the axis below the smallest bar
-    # (said in the axis title), unless the values already span most of the range.
-    floor = 0.0 if hi - lo > 0.5 * hi else max(0.0, lo - max(2.0, (hi - lo) * 0.6))
+                    hovertemplate=name + "<br>%{x}: %{y:.2f}<extra></extra>")
+    hi = max(values)
     fig.update_layout(**_LAYOUT)
-    fig.update_layout(barmode="group", height=420, margin=dict(l=64, r=20, t=60, b=40),
-                      legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02),
+    fig.update_layout(barmode="group", height=460, margin=dict(l=64, r=20, t=60, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0.0),
                       title=f"{metric} per language and configuration"
                             + _model_subtitle(getattr(r, "model_name", "") for lang in langs
                                               for r in results_by_language[lang]))
-    axis = f"{metric} (x100)" + (f", axis from {floor:.0f}" if floor > 0 else "")
-    fig.update_yaxes(title_text=axis, range=[floor, hi + max(1.5, (hi - floor) * 0.12)])
+    fig.update_yaxes(title_text=f"{metric} (x100)", range=[0, hi * 1.12 + 1.0])
     return fig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pplx_demo.errors import DemoError
@@ -19,7 +19,7 @@ def _number(name: str, default, kind):
     try:
         return kind(value)
     except ValueError:
-        raise DemoError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
+        raise DemoError(f"setting {name}={value!r} is not a valid {kind.__name__}", setting=name) from None
 
 
 def _int(name: str, default: int) -> int:
@@ -33,7 +33,7 @@ def _float(name: str, default: float) -> float:
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = (os.environ.get(name) or default).strip().lower()
     if value not in allowed:
-        raise DemoError(f"setting {name}={value!r} must be one of {', '.join(allowed)}")
+        raise DemoError(f"setting {name}={value!r} must be one of {', '.join(allowed)}", setting=name)
     return value
 
 
@@ -82,7 +82,8 @@ class Settings:
     # sessions
     private_corpus_idle_s: int = 3600
     heavy_concurrency: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
+    # search
+    kernels: str = "auto"  # int8 / Hamming scan kernels: "auto" (numba when importable), "numpy" or "numba"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -114,4 +115,5 @@ class Settings:
             crawl_delay_s=_float("PPLX_DEMO_CRAWL_DELAY_S", d.crawl_delay_s),
             private_corpus_idle_s=_int("PPLX_DEMO_PRIVATE_IDLE_S", d.private_corpus_idle_s),
             heavy_concurrency=_int("PPLX_DEMO_HEAVY_CONCURRENCY", d.heavy_concurrency),
+            kernels=_choice("PPLX_DEMO_KERNELS", d.kernels, ("auto", "numpy", "numba")),
         )

@@ -12,11 +12,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pplx_demo.embedding import embed_corpus
 from pplx_demo.errors import DemoError
 from pplx_demo.index import IndexConfig, QuantizedIndex, SearchHits
 from pplx_demo.storage import StorageReport, storage_report
@@ -45,12 +46,21 @@ class ColumnResult:
     """One configuration's answer to the query."""
 
     config: IndexConfig  # with the int8 scheme resolved for the model
-    label: str
     hits: list[Hit]
-    timings_ms: dict[str, float]  # embed_query, search, rescore, fetch_text, total (+ build when built now)
+    timings_ms: dict[str, float]  # search, rescore (rescoring configs only), fetch_text, total (+ build when built now)
     overlap_at_k: float  # |top-k ∩ baseline top-k| / k
     rank_correlation: float | None  # Spearman over the chunks both top-k lists share (None: < 2 shared)
     storage: StorageReport
+
+    @property
+    def label(self) -> str:
+        """The configuration's canonical name (`str(config)`)."""
+        return str(self.config)
+
+    @property
+    def search_ms(self) -> float:
+        """Index time of this configuration: the scan plus its rescoring (what the configuration changes)."""
+        return self.timings_ms.get("search", 0.0) + self.timings_ms.get("rescore", 0.0)
 
 
 @dataclass
@@ -66,6 +76,7 @@ class SearchResponse:
     columns: list[ColumnResult]
     embedded_now: int = 0  # corpus chunks this call had to embed first (0 once cached)
     truncated_now: int = 0  # of those, how many the encoder cut at its token window
+    embed_query_ms: float = 0.0  # the query embedded once, shared by every column
 
 
 def overlap_at_k(ids: Sequence[int], baseline: Sequence[int], k: int) -> float:
@@ -75,12 +86,16 @@ def overlap_at_k(ids: Sequence[int], baseline: Sequence[int], k: int) -> float:
     return len(set(list(ids)[:k]) & set(list(baseline)[:k])) / float(min(k, max(len(baseline), 1)))
 
 
-def spearman_shared(ids: Sequence[int], baseline: Sequence[int]) -> float | None:
-    """Spearman's rho between two rankings over the items both contain (None if fewer than 2)."""
+MIN_SHARED_FOR_CORRELATION = 5  # below this a rank correlation says little (3 shared hits can give 1.00)
+
+
+def spearman_shared(ids: Sequence[int], baseline: Sequence[int],
+                    min_shared: int = MIN_SHARED_FOR_CORRELATION) -> float | None:
+    """Spearman's rho between two rankings over the items both contain (None if fewer than `min_shared`)."""
     pos = {x: i for i, x in enumerate(baseline)}
     shared = [x for x in ids if x in pos]
     m = len(shared)
-    if m < 2:
+    if m < max(2, min_shared):
         return None
     # Ranks 0..m-1 in `ids` order against the same items re-ranked by baseline position.
     base_rank = np.argsort(np.argsort([pos[x] for x in shared], kind="stable"), kind="stable")
@@ -88,19 +103,14 @@ def spearman_shared(ids: Sequence[int], baseline: Sequence[int]) -> float | None
     return float(1.0 - 6.0 * float((d * d).sum()) / (m * (m * m - 1)))
 
 
-def _default_loader(model_key: str, variant: str) -> Any:
-    from pplx_demo.models import get_encoder
-
-    return get_encoder(model_key, variant)
-
-
 class SearchService:
     """Runs one query over several configurations of a corpus; safe to share between threads."""
 
-    def __init__(self, store: Store, encoder_loader: Callable[[str, str], Any] | None = None, *,
+    def __init__(self, store: Store, encoder_loader: Callable[[str, str | None], Any], *, kernels: str = "auto",
                  max_cached_indexes: int = 32, max_cached_bytes: int = 2 << 30) -> None:
         self.store = store
-        self.encoder_loader = encoder_loader or _default_loader
+        self.encoder_loader = encoder_loader
+        self.kernels = kernels
         self.max_cached_indexes = max_cached_indexes
         self.max_cached_bytes = max_cached_bytes
         self._indexes: OrderedDict[tuple, QuantizedIndex] = OrderedDict()
@@ -116,7 +126,7 @@ class SearchService:
 
     def _embeddings(self, corpus_id: int, encoder: Any) -> tuple[EmbeddingMatrix, bool]:
         revision = self.store.get_corpus(corpus_id).revision
-        key = (int(corpus_id), revision, str(encoder.model_key), str(encoder.variant))
+        key = (int(corpus_id), revision, str(encoder.cache_key), str(encoder.variant))
         with self._lock:
             if key in self._matrices:
                 self._matrices.move_to_end(key)
@@ -125,7 +135,7 @@ class SearchService:
             with self._lock:
                 if key in self._matrices:
                     return self._matrices[key], False
-            matrix = self.store.embeddings(corpus_id, encoder)
+            matrix = embed_corpus(self.store, corpus_id, encoder)
             with self._lock:
                 self._matrices[key] = matrix
                 while len(self._matrices) > 4:
@@ -149,7 +159,7 @@ class SearchService:
             with self._lock:
                 if key in self._indexes:
                     return self._indexes[key], matrix, False
-            index = QuantizedIndex.build(matrix.vectors, config)
+            index = QuantizedIndex.build(matrix.vectors, config, self.kernels)
             with self._lock:
                 self._indexes[key] = index
                 self._evict()
@@ -185,10 +195,8 @@ class SearchService:
             raise DemoError(f"corpus {corpus.name!r} has no chunks to search")
         encoder = self.encoder_loader(model_key, variant)
         native = getattr(encoder, "int8_scheme", "tanh")
-        full = int(encoder.dim)
         # A Matryoshka size at or above the model's size is the full size: share its index.
-        resolved = [replace(c, dim=None) if c.dim is not None and c.dim >= full else c for c in configs]
-        resolved = [c.resolved(native) for c in resolved]
+        resolved = list(dict.fromkeys(c.for_model(int(encoder.dim), native) for c in configs))
 
         t0 = time.perf_counter()
         qvec = np.asarray(encoder.encode([query]), dtype=np.float32)
@@ -214,29 +222,56 @@ class SearchService:
                 index, matrix, built = self.index(corpus_id, encoder, config, matrix)
                 build_ms = (time.perf_counter() - t0) * 1e3 if built else None
                 hits = index.search(qvec, k)
-            columns.append(self._column(config, index, hits, matrix, k, embed_ms, base_rank, baseline_ids,
+            columns.append(self._column(config, index, hits, matrix, k, base_rank, baseline_ids,
                                         encoder.dim, db_bytes, build_ms))
         self.store.touch_corpus(corpus_id)
         return SearchResponse(query=query, corpus_id=int(corpus_id), model_name=str(encoder.name),
                               model_key=str(encoder.model_key), variant=str(encoder.variant), k=int(k),
-                              columns=columns, embedded_now=embedded_now, truncated_now=truncated_now)
+                              columns=columns, embedded_now=embedded_now, truncated_now=truncated_now,
+                              embed_query_ms=embed_ms)
 
     def _column(self, config: IndexConfig, index: QuantizedIndex, hits: SearchHits, matrix: EmbeddingMatrix, k: int,
-                embed_ms: float, base_rank: dict[int, int], baseline_ids: list[int], full_dim: int,
+                base_rank: dict[int, int], baseline_ids: list[int], full_dim: int,
                 db_bytes: int, build_ms: float | None) -> ColumnResult:
         chunk_ids = [int(matrix.chunk_ids[r]) for r in hits.ids[0]]
         t0 = time.perf_counter()
         records = self.store.fetch_chunks(chunk_ids)
         fetch_ms = (time.perf_counter() - t0) * 1e3
-        timings = {"embed_query": embed_ms, "search": hits.timings.get("search", 0.0) * 1e3,
-                   "rescore": hits.timings.get("rescore", 0.0) * 1e3, "fetch_text": fetch_ms}
+        timings = {"search": hits.timings.get("search", 0.0) * 1e3}
+        if "rescore" in hits.timings:
+            timings["rescore"] = hits.timings["rescore"] * 1e3
+        timings["fetch_text"] = fetch_ms
         timings["total"] = sum(timings.values())
         if build_ms is not None:  # one-off cost of the first search with this config, not in total
             timings["build"] = build_ms
         out = [Hit(rank=i + 1, chunk_id=rec.chunk_id, score=float(s), text=rec.text, title=rec.title, uri=rec.uri,
                    document_id=rec.document_id, baseline_rank=base_rank.get(rec.chunk_id))
                for i, (rec, s) in enumerate(zip(records, hits.scores[0]))]
-        return ColumnResult(config=config, label=config.label, hits=out, timings_ms=timings,
+        return ColumnResult(config=config, hits=out, timings_ms=timings,
                             overlap_at_k=overlap_at_k(chunk_ids, baseline_ids, k),
                             rank_correlation=spearman_shared(chunk_ids, baseline_ids),
                             storage=storage_report(index, full_dim, db_bytes))
+
+
+def response_payload(response: SearchResponse) -> dict[str, Any]:
+    """The response as plain JSON-ready data: what the CLI's --json and the studio's API return."""
+    return {
+        "query": response.query, "corpus_id": response.corpus_id, "model": response.model_name,
+        "model_key": response.model_key, "variant": response.variant, "k": response.k,
+        "embedded_now": response.embedded_now, "truncated_now": response.truncated_now,
+        "embed_query_ms": round(response.embed_query_ms, 3),
+        "columns": [{
+            "label": col.label, "configuration": col.label, "family": col.config.family,
+            "precision": col.config.precision, "mode": col.config.mode, "dim": col.config.dim,
+            "int8_scheme": col.config.int8_scheme,
+            "rescore_multiplier": col.config.rescore_multiplier if col.config.mode == "rescore" else None,
+            "model": response.model_name,
+            "timings_ms": {key: round(value, 3) for key, value in col.timings_ms.items()},
+            "overlap_at_k": col.overlap_at_k, "rank_correlation": col.rank_correlation,
+            "bytes_per_vector": col.storage.bytes_per_vector, "index_bytes": col.storage.index_nbytes,
+            "ratio_vs_float32": col.storage.ratio_vs_float32, "projections": col.storage.projections,
+            "hits": [{"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": h.chunk_id, "title": h.title,
+                      "uri": h.uri, "text": h.text, "baseline_rank": h.baseline_rank, "float32_rank": h.baseline_rank}
+                     for h in col.hits],
+        } for col in response.columns],
+    }

@@ -1,11 +1,14 @@
 """One DuckDB file holding corpora, documents, chunks and an embedding cache.
 
 - Schema: a `schema_version` table and numbered migrations, applied on open.
-- Embedding cache: float32 vectors stored once as BLOBs, keyed by (model_key, variant, chunk
-  content hash, context key). The context key is '' for the standard variant; for the contextual
+- Embedding cache: float32 vectors stored once as BLOBs, keyed by (encoder cache key, variant,
+  chunk content hash, context key). The context key is '' for the standard variant; for the contextual
   variant it is the hash of the document's whole chunk list plus the chunk's position in it (the
   same text embedded in another document, or twice in one, has another vector). Quantised forms
   are derived in memory by `pplx_demo.index`, never stored.
+- Persistence only: this module never runs a model. `missing_embeddings` says which vectors a
+  corpus lacks for an encoder's cache key, `put_embeddings` stores computed ones (one transaction),
+  `embedding_matrix` reads them back in chunk order; `pplx_demo.embedding` runs the encoder between.
 - Writes are transactions: an ingest or embedding run either commits whole or leaves nothing.
   DuckDB's write-ahead log makes a killed process lose only the transaction it was in.
 - Threads: every thread reads through its own cursor; writers take one lock, so a search keeps
@@ -14,12 +17,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +34,15 @@ import numpy as np
 import pandas as pd
 
 from pplx_demo.documents import Chunk, Document
-from pplx_demo.errors import Cancelled, DemoError
-from pplx_demo.models.encoder import EncodeStats
+from pplx_demo.errors import DemoError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
-
 TOUCH_WRITE_S = 30.0  # a corpus' last use is written at most this often (searches stay read-only)
 _BATCH_DOCUMENTS = 500  # documents per insert statement (chunks follow their documents)
-_EMBED_TEXTS_PER_CALL = 64  # standard variant: texts per encode() call between cancel checks
-_EMBED_DOCS_PER_CALL = 8  # contextual variant: documents per encode_documents() call
+# Where a corpus came from; "evaluation" corpora are the datasets evaluation runs store for themselves.
+SOURCES = ("upload", "crawl", "sample", "evaluation", "builtin")  # builtin: the late-chunking demo article
+USER_SOURCES = ("upload", "crawl", "sample")
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -130,16 +132,47 @@ class EmbeddingMatrix:
 
     chunk_ids: np.ndarray  # int64 (n,)
     vectors: np.ndarray  # float32 (n, dim)
-    embedded_now: int  # chunks this call had to embed (0 on a full cache hit)
-    model_key: str = ""  # the encoder's cache key (model, weights, dtype, window)
+    embedded_now: int = 0  # chunks the call that produced it had to embed (0 on a full cache hit)
+    cache_key: str = ""  # the encoder's cache key (model, weights, dtype, window, runtime)
     variant: str = "standard"
     corpus_revision: int = 0
-    truncated_now: int = 0  # of the chunks embedded by this call, how many the encoder had to cut
+    truncated_now: int = 0  # of the chunks embedded by that call, how many the encoder had to cut
 
     @property
     def version(self) -> tuple[int, str, str]:
-        """Identifies this matrix's content for index caches: (corpus revision, model, variant)."""
-        return (self.corpus_revision, self.model_key, self.variant)
+        """Identifies this matrix's content for index caches: (corpus revision, cache key, variant)."""
+        return (self.corpus_revision, self.cache_key, self.variant)
+
+
+@dataclass(frozen=True)
+class CorpusSnapshot:
+    """A corpus as of one moment: later appends have higher chunk ids, so reads stop at max_chunk_id."""
+
+    corpus_id: int
+    revision: int
+    n_chunks: int
+    max_chunk_id: int
+
+
+@dataclass
+class MissingEmbeddings:
+    """What a corpus lacks for one encoder: standard texts (each once) or whole contextual documents.
+
+    `texts`: (chunk hash, text) for the standard variant. `documents`: for the contextual variant,
+    every chunk of each document with a missing vector, in order: (chunk hash, context key, text).
+    """
+
+    snapshot: CorpusSnapshot
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    documents: list[list[tuple[str, str, str]]] = field(default_factory=list)
+
+    @property
+    def n_inputs(self) -> int:
+        """Chunks the encoder will read (texts, or every chunk of the listed documents)."""
+        return len(self.texts) + sum(len(d) for d in self.documents)
+
+    def __bool__(self) -> bool:
+        return bool(self.texts or self.documents)
 
 
 def content_hash(text: str) -> str:
@@ -157,11 +190,15 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DemoError(f"cannot create the folder for the database {self.path}: {exc.strerror or exc}",
+                            setting="PPLX_DEMO_DB", cli_flag="--db") from None
         try:
             self._con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
-            raise DemoError(f"cannot open the database {self.path}: {exc}") from exc
+            raise open_error(self.path, exc) from None
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -171,8 +208,12 @@ class Store:
         self._closed = False
         try:
             self._migrate()
-        except BaseException:
+            self._all("SELECT * FROM corpora")  # reads the catalog and the corpora pages: a damaged file fails here
+        except duckdb.Error as exc:
             self.close()  # release the file lock
+            raise open_error(self.path, exc) from None
+        except BaseException:
+            self.close()
             raise
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -358,9 +399,13 @@ class Store:
         infos = self._corpus_infos("c.name = ? AND c.owner IS NOT DISTINCT FROM ?", [name, owner])
         return infos[0] if infos else None
 
-    def list_corpora(self, owner: str | None = None) -> list[CorpusInfo]:
-        """Shared corpora plus `owner`'s private ones (never another owner's), oldest first."""
-        return self._corpus_infos("(c.owner IS NULL OR c.owner = ?)", [owner])
+    def list_corpora(self, owner: str | None = None, sources: Sequence[str] = USER_SOURCES) -> list[CorpusInfo]:
+        """Shared corpora plus `owner`'s private ones (never another owner's) from these sources, oldest first.
+
+        By default the datasets evaluation runs store for themselves (source "evaluation") are left out.
+        """
+        return self._corpus_infos("(c.owner IS NULL OR c.owner = ?) AND list_contains(?::VARCHAR[], c.source)",
+                                  [owner, list(sources)])
 
     def check_access(self, corpus_id: int, owner: str | None) -> CorpusInfo:
         """The corpus if `owner` may read it (shared, or its own); DemoError otherwise."""
@@ -462,98 +507,147 @@ class Store:
 
     # -- embeddings -------------------------------------------------------------------------------
 
-    def embeddings(self, corpus_id: int, encoder: Any, *, progress: Progress | None = None,
-                   cancel: threading.Event | None = None) -> EmbeddingMatrix:
-        """The corpus' float32 vectors for `encoder`, embedding only chunks missing from the cache.
-
-        Standard variant: missing chunks are embedded alone. Contextual: every document with a
-        missing chunk is embedded whole. New vectors are written in one transaction after all were
-        computed, so a cancel (`Cancelled`) or an encoder error stores nothing.
-        """
-        # One statement, one snapshot: the corpus as of now (later appends have higher chunk ids).
-        snap = self._one("""SELECT revision, (SELECT count(*) FROM chunks WHERE corpus_id = c.id),
-                                   (SELECT coalesce(max(id), 0) FROM chunks WHERE corpus_id = c.id)
-                            FROM corpora c WHERE c.id = ?""", [int(corpus_id)])
-        if snap is None:
+    def snapshot(self, corpus_id: int) -> CorpusSnapshot:
+        """The corpus as of now (one statement, one consistent view); DemoError if it does not exist."""
+        row = self._one("""SELECT revision, (SELECT count(*) FROM chunks WHERE corpus_id = c.id),
+                                  (SELECT coalesce(max(id), 0) FROM chunks WHERE corpus_id = c.id)
+                           FROM corpora c WHERE c.id = ?""", [int(corpus_id)])
+        if row is None:
             raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
-        revision, n_chunks, max_chunk_id = (int(v) for v in snap)
-        # Vectors depend on more than the model name (weights, dtype, context window): the encoder says what.
-        model_key = str(getattr(encoder, "cache_key", encoder.model_key))
-        variant, dim = str(encoder.variant), int(encoder.dim)
-        stats = EncodeStats()
+        return CorpusSnapshot(int(corpus_id), int(row[0]), int(row[1]), int(row[2]))
+
+    def missing_embeddings(self, corpus_id: int, cache_key: str, variant: str, dim: int,
+                           snapshot: CorpusSnapshot | None = None) -> MissingEmbeddings:
+        """The chunks of the corpus (as of `snapshot`) with no cached vector for this cache key.
+
+        Standard variant: each missing text once. Contextual: every document with a missing chunk,
+        whole (a chunk's vector depends on its document).
+        """
+        snap = snapshot or self.snapshot(corpus_id)
         ctx = _context_key_sql(variant)
-        params = [model_key, variant, dim, int(corpus_id), max_chunk_id]
-        missing = self._cur().execute(f"""
-            SELECT k.document_id, k.position, k.text, k.content_hash
+        rows = self._all(f"""
+            SELECT k.document_id, k.content_hash, {ctx}, k.text, e.vector IS NULL
             FROM chunks k JOIN documents d ON d.id = k.document_id
             LEFT JOIN embeddings e ON e.model_key = ? AND e.variant = ? AND e.dim = ?
                  AND e.chunk_hash = k.content_hash AND e.context_key = {ctx}
-            WHERE k.corpus_id = ? AND k.id <= ? AND e.vector IS NULL
-            ORDER BY {_CHUNK_ORDER}""", params).fetchall()
-        new_rows: list[tuple[str, str, bytes]] = []  # (chunk_hash, context_key, vector bytes)
-        if missing:
-            if variant == "contextual":
-                new_rows = self._embed_documents(corpus_id, max_chunk_id, {r[0] for r in missing}, encoder,
-                                                 progress, cancel, stats)
-            else:
-                new_rows = _embed_texts(missing, encoder, progress, cancel, stats)
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("embedding was cancelled; nothing was stored")
-            frame = pd.DataFrame({
-                "model_key": model_key, "variant": variant, "chunk_hash": [r[0] for r in new_rows],
-                "context_key": [r[1] for r in new_rows], "dim": dim, "vector": [r[2] for r in new_rows],
-                "created": time.time()})
-            with self._transaction() as tx:
-                _insert_frame(tx, "embeddings", frame, or_ignore=True)
+            WHERE k.corpus_id = ? AND k.id <= ?
+            ORDER BY {_CHUNK_ORDER}""", [str(cache_key), variant, int(dim), int(corpus_id), snap.max_chunk_id])
+        missing = MissingEmbeddings(snap)
+        if variant == "contextual":
+            docs: dict[int, list[tuple[str, str, str]]] = {}
+            lacking: set[int] = set()
+            for doc_id, chunk_hash, context_key, text, absent in rows:
+                docs.setdefault(int(doc_id), []).append((chunk_hash, context_key, text))
+                if absent:
+                    lacking.add(int(doc_id))
+            missing.documents = [chunks for doc_id, chunks in docs.items() if doc_id in lacking]
+        else:
+            seen: dict[str, str] = {}
+            for _, chunk_hash, _, text, absent in rows:
+                if absent:
+                    seen.setdefault(chunk_hash, text)
+            missing.texts = list(seen.items())
+        return missing
+
+    def put_embeddings(self, cache_key: str, variant: str, dim: int,
+                       rows: Sequence[tuple[str, str, np.ndarray]]) -> int:
+        """Store computed vectors (chunk hash, context key, float32 (dim,)) in one transaction.
+
+        Every vector is checked first (shape, finite): one bad vector stores nothing. Vectors already
+        cached are kept (a concurrent run may have stored the same). Returns how many rows were given.
+        """
+        _context_key_sql(variant)  # rejects an unknown variant
+        if not rows:
+            return 0
+        hashes, keys, blobs = [], [], []
+        for chunk_hash, context_key, vector in rows:
+            v = np.asarray(vector, dtype=np.float32)
+            if v.shape != (int(dim),):
+                raise DemoError(f"a vector of shape {v.shape} cannot be stored as a {dim}-d embedding")
+            if not np.isfinite(v).all():
+                raise DemoError("the encoder returned NaN or infinite values; nothing was stored")
+            hashes.append(str(chunk_hash))
+            keys.append(str(context_key))
+            blobs.append(v.tobytes())
+        frame = pd.DataFrame({"model_key": str(cache_key), "variant": variant, "chunk_hash": hashes,
+                              "context_key": keys, "dim": int(dim), "vector": blobs, "created": time.time()})
+        with self._transaction() as tx:
+            _insert_frame(tx, "embeddings", frame, or_ignore=True)
+        return len(blobs)
+
+    def embedding_matrix(self, corpus_id: int, cache_key: str, variant: str, dim: int,
+                         snapshot: CorpusSnapshot | None = None) -> EmbeddingMatrix:
+        """The corpus' cached vectors (as of `snapshot`) in chunk_table order; DemoError if any is missing."""
+        snap = snapshot or self.snapshot(corpus_id)
+        ctx = _context_key_sql(variant)
         res = self._cur().execute(f"""
             SELECT k.id, e.vector
             FROM chunks k JOIN documents d ON d.id = k.document_id
             JOIN embeddings e ON e.model_key = ? AND e.variant = ? AND e.dim = ?
                  AND e.chunk_hash = k.content_hash AND e.context_key = {ctx}
             WHERE k.corpus_id = ? AND k.id <= ?
-            ORDER BY {_CHUNK_ORDER}""", params).fetchnumpy()
+            ORDER BY {_CHUNK_ORDER}""", [str(cache_key), variant, int(dim), int(corpus_id),
+                                         snap.max_chunk_id]).fetchnumpy()
         chunk_ids = np.asarray(res["id"], dtype=np.int64)
-        if chunk_ids.shape[0] != n_chunks:  # only if the corpus was deleted meanwhile
-            raise DemoError(f"corpus {corpus_id} changed while it was being embedded (deleted?); please retry")
+        if chunk_ids.shape[0] != snap.n_chunks:
+            raise DemoError(f"corpus {corpus_id} has {snap.n_chunks - chunk_ids.shape[0]} chunks without a vector "
+                            f"for this model (embed it first), or it changed meanwhile (deleted?)")
         blob = b"".join(res["vector"])
-        vectors = np.frombuffer(blob, dtype=np.float32).reshape(chunk_ids.shape[0], dim).copy()
-        return EmbeddingMatrix(chunk_ids=chunk_ids, vectors=vectors, embedded_now=len(new_rows),
-                               model_key=model_key, variant=variant, corpus_revision=revision,
-                               truncated_now=stats.truncated)
+        vectors = np.frombuffer(blob, dtype=np.float32).reshape(chunk_ids.shape[0], int(dim)).copy()
+        return EmbeddingMatrix(chunk_ids=chunk_ids, vectors=vectors, cache_key=str(cache_key), variant=variant,
+                               corpus_revision=snap.revision)
 
-    def _embed_documents(self, corpus_id: int, max_chunk_id: int, document_ids: set[int], encoder: Any,
-                         progress: Progress | None, cancel: threading.Event | None,
-                         stats: EncodeStats) -> list[tuple[str, str, bytes]]:
-        rows = self._all(f"""
-            SELECT d.id, d.chunk_list_hash, k.position, k.text, k.content_hash
-            FROM chunks k JOIN documents d ON d.id = k.document_id
-            WHERE k.corpus_id = ? AND k.id <= ? ORDER BY {_CHUNK_ORDER}""", [int(corpus_id), max_chunk_id])
-        docs: dict[int, list[tuple]] = {}
-        for r in rows:
-            if r[0] in document_ids:
-                docs.setdefault(r[0], []).append(r)
-        groups = list(docs.values())
-        total = sum(len(g) for g in groups)
-        done, out, seen = 0, [], set()
-        for start in range(0, len(groups), _EMBED_DOCS_PER_CALL):
-            _check_cancel(cancel)
-            batch = groups[start:start + _EMBED_DOCS_PER_CALL]
-            vectors = encoder.encode_documents([[r[3] for r in g] for g in batch], stats=stats)
-            for g, vecs in zip(batch, vectors):
-                vecs = _checked_vectors(vecs, len(g), encoder.dim)
-                for r, v in zip(g, vecs):
-                    key = (r[4], f"{r[1]}:{r[2]}")
-                    if key not in seen:  # two identical documents share their vectors
-                        seen.add(key)
-                        out.append((key[0], key[1], v.tobytes()))
-                done += len(g)
-            if progress is not None:
-                progress(done, total)
-        return out
+
+def _file_errors(method: Any) -> Any:
+    """A store method whose DuckDB I/O failure (a file damaged after it was opened) becomes a DemoError."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException) as exc:
+            raise open_error(self.path, exc) from None
+
+    return wrapper
+
+
+# Every public method: pages are read lazily, so damage can surface on any query, long after opening.
+for _name, _method in list(vars(Store).items()):
+    if not _name.startswith("_") and callable(_method) and _name not in ("close",):
+        setattr(Store, _name, _file_errors(_method))
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def open_error(path: Path, exc: BaseException) -> DemoError:
+    """A one-line DemoError for a database file that cannot be opened: locked, damaged or unreadable.
+
+    Nothing is ever overwritten or repaired here: the message says what to do with the file.
+    """
+    text = " ".join(str(exc).split())
+    lowered = text.lower()
+    if "lock" in lowered:
+        holder = "another process"
+        marker = lowered.find("pid ")
+        if marker >= 0:
+            digits = "".join(ch for ch in text[marker + 4: marker + 14] if ch.isdigit())
+            holder = f"process {digits}" if digits else holder
+        return DemoError(f"the database {path} is in use by {holder} (the running studio?): stop the studio "
+                         f"(or that process), or use another database file", setting="PPLX_DEMO_DB", cli_flag="--db")
+    damaged = ("corrupt", "not a valid duckdb", "invalid", "checksum", "truncat", "serializ", "unexpected",
+               "could not read", "failed to read", "magic", "io error", "catalog")
+    if isinstance(exc, (duckdb.IOException, duckdb.SerializationException)) or any(w in lowered for w in damaged):
+        return DemoError(f"the database {path} cannot be read: it looks damaged or is not a DuckDB file "
+                         f"({_shorten(text, 160)}). Nothing was changed; restore it from a backup, or move it "
+                         f"aside and start with a new database file", setting="PPLX_DEMO_DB", cli_flag="--db")
+    return DemoError(f"cannot open the database {path}: {_shorten(text, 200)}", setting="PPLX_DEMO_DB",
+                     cli_flag="--db")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 _CHUNK_ORDER = "d.corpus_id, d.position, k.position, k.id"
 
@@ -635,35 +729,3 @@ def _delete_corpora(tx: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
     tx.execute("DELETE FROM documents WHERE corpus_id IN (SELECT unnest(?::BIGINT[]))", [ids])
     tx.execute("DELETE FROM corpora WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
     tx.execute("DELETE FROM embeddings WHERE chunk_hash NOT IN (SELECT content_hash FROM chunks)")
-
-
-def _check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("embedding was cancelled; nothing was stored")
-
-
-def _checked_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.shape != (n, dim):
-        raise DemoError(f"the encoder returned vectors of shape {vectors.shape}, expected {(n, dim)}")
-    if not np.isfinite(vectors).all():
-        raise DemoError("the encoder returned NaN or infinite values; nothing was stored")
-    return vectors
-
-
-def _embed_texts(missing: list[tuple], encoder: Any, progress: Progress | None,
-                 cancel: threading.Event | None, stats: EncodeStats) -> list[tuple[str, str, bytes]]:
-    """Embed each missing (standalone) chunk text once, in slices with cancel checks between."""
-    unique: dict[str, str] = {}
-    for r in missing:
-        unique.setdefault(r[3], r[2])
-    hashes, texts = list(unique), list(unique.values())
-    out = []
-    for start in range(0, len(texts), _EMBED_TEXTS_PER_CALL):
-        _check_cancel(cancel)
-        part = texts[start:start + _EMBED_TEXTS_PER_CALL]
-        vectors = _checked_vectors(encoder.encode(part, stats=stats), len(part), encoder.dim)
-        out.extend((h, "", v.tobytes()) for h, v in zip(hashes[start:start + len(part)], vectors))
-        if progress is not None:
-            progress(start + len(part), len(texts))
-    return out

@@ -15,8 +15,8 @@ from pplx_demo.search import ColumnResult, Hit, SearchResponse
 from pplx_demo.storage import PROJECTIONS, StorageReport
 
 
-def _storage(label: str, bpv: int, n: int = 100) -> StorageReport:
-    return StorageReport(label=label, precision=label.split()[0], dim=384, n_vectors=n, bytes_per_vector=bpv,
+def _storage(config: IndexConfig, bpv: int, n: int = 100) -> StorageReport:
+    return StorageReport(config=config, dim=384, n_vectors=n, bytes_per_vector=bpv,
                          index_nbytes=bpv * n, ratio_vs_float32=bpv / 1536, db_file_bytes=10_000,
                          projections={name: bpv * count for name, count in PROJECTIONS.items()},
                          float32_bytes_per_vector=1536)
@@ -25,8 +25,8 @@ def _storage(label: str, bpv: int, n: int = 100) -> StorageReport:
 def _column(config: IndexConfig, bpv: int, scores: list[float], timings: dict[str, float]) -> ColumnResult:
     hits = [Hit(rank=i + 1, chunk_id=i, score=s, text=f"text {i}", title=f"t{i}", uri=f"u{i}", document_id=i,
                 baseline_rank=i + 1) for i, s in enumerate(scores)]
-    return ColumnResult(config=config, label=config.label, hits=hits, timings_ms=timings, overlap_at_k=1.0,
-                        rank_correlation=1.0, storage=_storage(config.label, bpv))
+    return ColumnResult(config=config, hits=hits, timings_ms=timings, overlap_at_k=1.0,
+                        rank_correlation=1.0, storage=_storage(config, bpv))
 
 
 F32 = IndexConfig("float32")
@@ -37,13 +37,11 @@ MODEL = "all-MiniLM-L6-v2 (offline stand-in, not pplx-embed)"
 def _run(f32_search: float, bin_search: float, build: bool = False, model: str = MODEL) -> SearchResponse:
     extra = {"build": 500.0} if build else {}
     columns = [_column(F32, 1536, [0.9, 0.8, 0.5],
-                       {"embed_query": 10.0, "search": f32_search, "rescore": 0.0, "fetch_text": 1.0,
-                        "total": 11.0 + f32_search, **extra}),
+                       {"search": f32_search, "fetch_text": 1.0, "total": 1.0 + f32_search, **extra}),
                _column(B_RESCORE, 436, [0.85, 0.7],
-                       {"embed_query": 10.0, "search": bin_search, "rescore": 0.5, "fetch_text": 1.0,
-                        "total": 11.5 + bin_search, **extra})]
+                       {"search": bin_search, "rescore": 0.5, "fetch_text": 1.0, "total": 1.5 + bin_search, **extra})]
     return SearchResponse(query="q", corpus_id=1, model_name=model, model_key="minilm-l6", variant="standard", k=3,
-                          columns=columns)
+                          columns=columns, embed_query_ms=10.0)
 
 
 def _traces(fig: go.Figure, kind: str) -> list:
@@ -84,7 +82,7 @@ def test_storage_shows_this_corpus_and_projections_on_a_log_axis():
     assert list(bars[0].x) == ["this corpus (100 vectors)", "1M vectors", "100M vectors", "1B vectors"]
     assert list(bars[0].y) == [153_600, 1_536_000_000, 153_600_000_000, 1_536_000_000_000]
     assert list(bars[1].y)[-1] == 436_000_000_000
-    assert "1 TB" in fig.layout.yaxis.ticktext and fig.layout.yaxis.tickvals[-1] == 1024 ** 4  # one byte unit
+    assert "1 TiB" in fig.layout.yaxis.ticktext and fig.layout.yaxis.tickvals[-1] == 1024 ** 4  # one byte unit
     assert MODEL in fig.layout.title.text
 
 
@@ -96,60 +94,63 @@ def test_score_distribution_has_one_box_per_configuration():
 
 
 def test_each_configuration_has_one_colour_everywhere():
-    families = {"float32": "float32", "int8 (calibrated)": "int8", "binary": "binary",
-                "binary + rescore(int8) x4": "binary + rescore",
-                "binary + asymmetric (float query)": "binary asymmetric",
-                "binary + rescore(int8 calibrated) x4 · late chunking": "binary + rescore"}
-    for label, family in families.items():
-        assert charts.config_family(label) == family
-        assert charts.colour_for(label) == charts.CONFIG_COLOURS[family]
+    # Colours key on the configuration's family (a field), whatever its text or options.
+    families = {IndexConfig("float32"): "float32", IndexConfig("int8", int8_scheme="calibrated"): "int8",
+                IndexConfig("binary"): "binary", B_RESCORE: "binary + rescore",
+                IndexConfig("binary", "rescore", rescore_multiplier=8, rescore_with="float32"): "binary + rescore",
+                IndexConfig("binary", "asymmetric"): "binary + asymmetric"}
+    for config, family in families.items():
+        assert config.family == family and charts.colour_for(config) == charts.CONFIG_COLOURS[family]
     assert len(set(charts.CONFIG_COLOURS.values())) == 5
-    # The same colour whatever else is shown (not a position in a list)...
-    assert charts.colour_for("binary", ["binary"]) == charts.colour_for("binary", ["float32", "int8", "binary"])
-    # ...and a Matryoshka size is a lighter tint of its family's colour, not another family's.
-    tint = charts.colour_for("int8 @128d")
+    # A Matryoshka size is a lighter tint of its family's colour, not another family's.
+    tint = charts.colour_for(IndexConfig("int8", dim=128))
     assert tint != charts.CONFIG_COLOURS["int8"] and tint not in charts.CONFIG_COLOURS.values()
     boxes = charts.score_distribution_figure(_run(1, 1)).data
     assert [b.marker.color for b in boxes] == [charts.CONFIG_COLOURS["float32"],
                                                charts.CONFIG_COLOURS["binary + rescore"]]
+    # Axis labels are built from the fields (several short lines), not by cutting label text.
+    assert charts.axis_label(B_RESCORE, "contextual") == "binary<br>+ rescore x4<br>(int8 calibrated)<br>late chunking"
 
 
-def _eval(label: str, bpv: int, ndcg: float) -> EvalConfigResult:
-    return EvalConfigResult(label=label, model_key="minilm-l6", model_name=MODEL, variant="standard",
-                            config=IndexConfig("float32"), metrics={"ndcg@10": ndcg}, pct_of_float32={"ndcg@10": 100.0},
-                            bytes_per_vector=bpv, search_ms=1.0)
+def _eval(config: IndexConfig, bpv: int, ndcg: float, variant: str = "standard") -> EvalConfigResult:
+    return EvalConfigResult(model_key="minilm-l6", model_name=MODEL, variant=variant, config=config,
+                            metrics={"ndcg@10": ndcg}, pct_of_float32={"ndcg@10": 100.0}, bytes_per_vector=bpv,
+                            search_ms=1.0)
 
 
 def test_quality_vs_bytes_marks_the_frontier_and_names_points_in_the_legend():
-    results = [_eval("float32", 1536, 0.95), _eval("int8", 388, 0.96), _eval("binary", 48, 0.90),
-               _eval("binary + asymmetric (float query)", 48, 0.91), _eval("binary + rescore(int8) x4", 436, 0.94)]
-    fig = charts.quality_bytes_figure(results, "ndcg@10", frontier=["binary + asymmetric (float query)", "int8"])
+    asym, rescore = IndexConfig("binary", "asymmetric"), IndexConfig("binary", "rescore")
+    results = [_eval(IndexConfig("float32"), 1536, 0.95), _eval(IndexConfig("int8"), 388, 0.96),
+               _eval(IndexConfig("binary"), 48, 0.90), _eval(asym, 48, 0.91), _eval(rescore, 436, 0.94),
+               _eval(IndexConfig("binary"), 48, 0.92, variant="contextual")]
+    fig = charts.quality_bytes_figure(results, "ndcg@10", frontier=[results[3], results[1]])
     line = [t for t in fig.data if t.name.startswith("Pareto frontier")][0]
     assert list(line.x) == [48, 388] and list(line.y) == [91.0, 96.0]  # x100, cheapest first
     points = {t.name: (t.x[0], t.y[0]) for t in fig.data if t.mode == "markers"}
     assert points == {"float32": (1536, 95.0), "int8": (388, 96.0), "binary": (48, 90.0),
-                      "binary + asymmetric (float query)": (48, 91.0), "binary + rescore(int8) x4": (436, 94.0)}
+                      "binary + asymmetric": (48, 91.0), "binary + rescore x4": (436, 94.0),
+                      "binary (late chunking)": (48, 92.0)}
+    late = [t for t in fig.data if t.name == "binary (late chunking)"][0]
+    assert late.marker.symbol.endswith("-open")  # the variant is a field, drawn as an open marker
     # No text next to the points: two configurations at 48 bytes would overprint each other.
     assert all(not t.text for t in fig.data)
     assert fig.layout.xaxis.type == "log" and MODEL in fig.layout.title.text
+    # plain ticks at powers of ten, no minor labels ("4 5 6 7 8 9 100 2 3")
+    assert list(fig.layout.xaxis.ticktext) == ["10", "100", "1,000", "10,000"]
 
 
-def test_per_language_bars_start_near_the_data_and_carry_their_values():
-    fig = charts.per_language_figure({"XQuAD en": [_eval("float32", 1536, 0.959), _eval("binary", 48, 0.929)],
-                                      "XQuAD de": [_eval("float32", 1536, 0.70), _eval("binary", 48, 0.68)]},
+def test_per_language_bars_start_from_zero_and_carry_their_values():
+    f32, binary = IndexConfig("float32"), IndexConfig("binary")
+    fig = charts.per_language_figure({"XQuAD en": [_eval(f32, 1536, 0.959), _eval(binary, 48, 0.929),
+                                                   _eval(binary, 48, 0.94, variant="contextual")],
+                                      "XQuAD de": [_eval(f32, 1536, 0.70), _eval(binary, 48, 0.68)]},
                                      "ndcg@10")
     bars = {t.name: t for t in fig.data if t.type == "bar"}
     assert list(bars["float32"].x) == ["XQuAD en", "XQuAD de"]
     assert list(bars["binary"].y) == [pytest.approx(92.9), pytest.approx(68.0)]
     assert list(bars["binary"].text) == ["92.9", "68.0"]
-    assert fig.layout.yaxis.range[0] < 68.0  # every bar keeps a visible height
-    wide = charts.per_language_figure({"XQuAD th": [_eval("float32", 1536, 0.9), _eval("binary", 48, 0.3)]},
-                                      "ndcg@10")
-    assert wide.layout.yaxis.range[0] == 0  # a wide spread keeps the axis from zero
-    close = charts.per_language_figure({"XQuAD en": [_eval("float32", 1536, 0.959), _eval("binary", 48, 0.929)]},
-                                       "ndcg@10")
-    low = close.layout.yaxis.range[0]
-    assert 80 < low < 92.9 and "axis from" in close.layout.yaxis.title.text  # small differences stay visible
+    assert bars["binary (late chunking)"].marker.pattern.shape == "/"  # late chunking hatched (a field)
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] > 95.9  # bars from zero, all visible
 
 
 @pytest.mark.parametrize("build", [

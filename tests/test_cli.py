@@ -120,7 +120,7 @@ def test_search_side_by_side(capsys, db, files):
     payload = run_json(capsys, "--db", db, "search", "what holds the mooring lines?", "--corpus", "harbour",
                        "--precision", "float32,int8,binary", "--k", "2")
     labels = [c["label"] for c in payload["columns"]]
-    assert labels[0] == "float32" and labels[1].startswith("int8") and labels[2] == "binary"
+    assert labels == ["float32", "int8 calibrated", "binary"]  # the canonical names, as everywhere
     for column in payload["columns"]:
         assert len(column["hits"]) == 2
     top = payload["columns"][0]["hits"][0]
@@ -288,7 +288,7 @@ def test_a_database_held_by_another_process_gets_a_clear_error(capsys, db, files
         holder.kill()
         holder.wait()
     assert code == 1 and f"in use by process {holder.pid}" in err
-    assert "stop the studio" in err and "--db" in err
+    assert "stop the studio" in err and "(--db)" in err
 
 
 # ---------------------------------------------------------------- search options
@@ -302,10 +302,11 @@ def test_search_precisions_match_eval_and_sizes_are_checked(capsys, db, files):
         ("binary", "plain", 256), ("binary", "rescore", 256), ("binary", "asymmetric", 256)]
     for bad in ("999", "4"):
         code, _, err = run(capsys, "--db", db, "search", "q", "--corpus", "harbour", "--dim", bad)
-        assert code == 1 and f"--dim {bad}" in err and "384, 256, 128" in err and "from 8 to 384" in err
+        assert code == 1 and f"size {bad} " in err and "(--dim)" in err
+        assert "384, 256, 128" in err and "from 8 to 384" in err
     code, out, _ = run(capsys, "--db", db, "search", "q", "--corpus", "harbour", "--precision", "float32",
                        "--k", "1")
-    assert re.search(r"^float32: .* 1\.5 KB/vector", out, re.M)  # 384 float32 values, through human_bytes
+    assert re.search(r"^float32: .* 1\.5 KiB/vector", out, re.M)  # 384 float32 values, through human_bytes
 
 
 def test_a_bad_number_says_what_is_wrong_in_plain_words(capsys, db):
@@ -328,9 +329,9 @@ def test_cli_corpora_record_languages_and_hide_eval_corpora(capsys, db, files):
                                       "entlang des Kais.")
     payload = run_json(capsys, "--db", db, "ingest", str(files), "--corpus", "harbour")
     assert payload["languages"] == ["de", "en"]
-    with Store(db) as store:
+    with Store(db) as store:  # hidden by its recorded source, whatever its name
         store.add_corpus(EVAL_PREFIX + "xquad-en", [Document(uri="mem://e", title="E", text="eval text")],
-                         [[Chunk(0, "eval text", 0, 9, 2)]])
+                         [[Chunk(0, "eval text", 0, 9, 2)]], source="evaluation")
     listing = run_json(capsys, "--db", db, "corpora")
     assert [c["name"] for c in listing["corpora"]] == ["harbour"] and listing["hidden_eval_corpora"] == 1
     assert listing["corpora"][0]["languages"] == ["de", "en"]

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-import pplx_demo.index as index_module
 from pplx_demo.errors import DemoError
-from pplx_demo.index import IndexConfig, QuantizedIndex, default_configs, matryoshka_sizes, top_k_rows
+from pplx_demo.index import FAMILIES, IndexConfig, QuantizedIndex, matryoshka_sizes, top_k_rows
+from pplx_demo.index import scan as scan_module
 
 K = 10
 
@@ -77,10 +77,12 @@ def mrl(request):
 
 @pytest.fixture(params=["numpy", "numba"])
 def kernels(request, monkeypatch):
-    """Every index built in the test uses these scan kernels (through PPLX_DEMO_KERNELS)."""
+    """Every index built in the test uses these scan kernels (the default of `build`'s kernels argument)."""
     if request.param == "numba":
         pytest.importorskip("numba")
-    monkeypatch.setenv("PPLX_DEMO_KERNELS", request.param)
+    build = QuantizedIndex.build.__func__
+    monkeypatch.setattr(QuantizedIndex, "build", classmethod(
+        lambda cls, vectors, config, kernels=request.param: build(cls, vectors, config, kernels)))
     return request.param
 
 
@@ -200,15 +202,15 @@ def test_matryoshka_index_equals_an_index_of_the_truncated_vectors(kernels):
 
 def test_many_blocks_threads_and_tails_match_reference(monkeypatch, kernels):
     """Tiny block budgets force many blocks, partial tails and many parts over two threads."""
-    monkeypatch.setattr(index_module, "_FLOAT_SCORES_BYTES", 2048)
-    monkeypatch.setattr(index_module, "_CAST_BLOCK_BYTES", 8192)
-    monkeypatch.setattr(index_module, "_BITS_BLOCK_BYTES", 4096)
-    monkeypatch.setattr(index_module, "_BITS_CHUNK_ROWS", 700)
-    monkeypatch.setattr(index_module, "_PARALLEL_MIN_ROWS", 100)
-    monkeypatch.setattr(index_module, "_MIN_PART_ROWS", 300)
-    monkeypatch.setattr(index_module, "_HAMMING_BLOCK_BYTES", 7 * 16)  # 7 rows of two words
-    monkeypatch.setattr(index_module, "_INT8_BLOCK_BYTES", 5 * 128)
-    monkeypatch.setattr(index_module, "_COMPILED_PART_WORK", 3000)
+    monkeypatch.setattr(scan_module, "_FLOAT_SCORES_BYTES", 2048)
+    monkeypatch.setattr(scan_module, "_CAST_BLOCK_BYTES", 8192)
+    monkeypatch.setattr(scan_module, "_BITS_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(scan_module, "_BITS_CHUNK_ROWS", 700)
+    monkeypatch.setattr(scan_module, "_PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(scan_module, "_MIN_PART_ROWS", 300)
+    monkeypatch.setattr(scan_module, "_HAMMING_BLOCK_BYTES", 7 * 16)  # 7 rows of two words
+    monkeypatch.setattr(scan_module, "_INT8_BLOCK_BYTES", 5 * 128)
+    monkeypatch.setattr(scan_module, "_COMPILED_PART_WORK", 3000)
     x, q = data(4999, 128, nq=3)
     for cfg, ref in [
         (IndexConfig("float32"), ref_cosine(q, x)),
@@ -253,12 +255,12 @@ def assert_paths_agree(a, b, atol: float) -> None:
 def test_compiled_kernels_match_numpy_loops(nq, monkeypatch):
     """Tails of rows and queries, padded words, ties, more slots than rows per part, many query groups."""
     pytest.importorskip("numba")
-    monkeypatch.setattr(index_module, "_PARALLEL_MIN_ROWS", 100)
-    monkeypatch.setattr(index_module, "_MIN_PART_ROWS", 250)
-    monkeypatch.setattr(index_module, "_HAMMING_BLOCK_BYTES", 13 * 16)  # 13 rows at 100 bits
-    monkeypatch.setattr(index_module, "_HAMMING_QUERY_GROUP", 16)  # 40 queries: 3 groups, the last padded
-    monkeypatch.setattr(index_module, "_INT8_BLOCK_BYTES", 11 * 100)
-    monkeypatch.setattr(index_module, "_COMPILED_PART_WORK", 2000)  # 8 parts of ~375 rows
+    monkeypatch.setattr(scan_module, "_PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(scan_module, "_MIN_PART_ROWS", 250)
+    monkeypatch.setattr(scan_module, "_HAMMING_BLOCK_BYTES", 13 * 16)  # 13 rows at 100 bits
+    monkeypatch.setattr(scan_module, "_HAMMING_QUERY_GROUP", 16)  # 40 queries: 3 groups, the last padded
+    monkeypatch.setattr(scan_module, "_INT8_BLOCK_BYTES", 11 * 100)
+    monkeypatch.setattr(scan_module, "_COMPILED_PART_WORK", 2000)  # 8 parts of ~375 rows
     x, q = data(2999, 200, nq=nq, seed=nq)
     x[1500] = x[7]  # exact duplicates, across scan parts: the lower row must win in both paths
     x[2998] = x[7]
@@ -293,30 +295,35 @@ def test_compiled_kernels_match_numpy_loops(nq, monkeypatch):
                 assert sorted(a.ids[0, :3].tolist()) == [7, 1500, 2998], cfg.label
 
 
-def test_kernel_choice_setting(monkeypatch):
+def test_kernel_choice(monkeypatch):
     pytest.importorskip("numba")
     x, q = data(300, 64)
-    monkeypatch.setenv("PPLX_DEMO_KERNELS", "numpy")
-    assert QuantizedIndex.build(x, IndexConfig("binary")).kernels == "numpy"
-    monkeypatch.setenv("PPLX_DEMO_KERNELS", " Auto ")
-    assert QuantizedIndex.build(x, IndexConfig("int8")).kernels == "numba"
-    assert QuantizedIndex.build(x, IndexConfig("int8"), kernels="numpy").kernels == "numpy"  # argument wins
+    assert QuantizedIndex.build(x, IndexConfig("binary"), kernels="numpy").kernels == "numpy"
+    assert QuantizedIndex.build(x, IndexConfig("int8"), kernels=" Auto ").kernels == "numba"
+    assert QuantizedIndex.build(x, IndexConfig("int8")).kernels == "numba"  # auto by default
     # scans without a compiled twin always run numpy / BLAS
     assert QuantizedIndex.build(x, IndexConfig("float32"), kernels="numba").search(q, 3).kernel == "numpy"
     assert QuantizedIndex.build(x, IndexConfig("binary", "asymmetric"), kernels="numba").kernels == "numpy"
+    with pytest.raises(DemoError, match="kernels='fortran'.*auto, numpy, numba") as err:
+        QuantizedIndex.build(x, IndexConfig("binary"), kernels="fortran")
+    assert err.value.setting == "PPLX_DEMO_KERNELS"
+    # The setting is read once, by Settings at the entry points.
+    from pplx_demo.config import Settings
+
+    monkeypatch.setenv("PPLX_DEMO_KERNELS", "numpy")
+    assert Settings.from_env().kernels == "numpy"
     monkeypatch.setenv("PPLX_DEMO_KERNELS", "fortran")
-    with pytest.raises(DemoError, match="PPLX_DEMO_KERNELS='fortran'.*auto, numpy, numba"):
-        QuantizedIndex.build(x, IndexConfig("binary"))
+    with pytest.raises(DemoError, match="PPLX_DEMO_KERNELS='fortran'"):
+        Settings.from_env()
 
 
 def test_without_numba_auto_falls_back_to_numpy_and_forcing_numba_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
-    monkeypatch.delitem(sys.modules, "pplx_demo.index_numba", raising=False)
-    monkeypatch.setattr(index_module, "_COMPILED", None)
-    monkeypatch.setattr(index_module, "_COMPILED_ERROR", None)
+    monkeypatch.delitem(sys.modules, "pplx_demo.index.numba_kernels", raising=False)
+    monkeypatch.setattr(scan_module, "_COMPILED", None)
+    monkeypatch.setattr(scan_module, "_COMPILED_ERROR", None)
     x, q = data(300, 64)
-    monkeypatch.setenv("PPLX_DEMO_KERNELS", "auto")
-    index = QuantizedIndex.build(x, IndexConfig("binary"))
+    index = QuantizedIndex.build(x, IndexConfig("binary"), kernels="auto")
     assert index.kernels == "numpy" and index.search(q, 3).kernel == "numpy"
     with pytest.raises(DemoError, match="numba cannot be imported.*numba==0.68.1"):
         QuantizedIndex.build(x, IndexConfig("binary"), kernels="numba")
@@ -327,7 +334,7 @@ def test_popcount_row_sums_for_every_lane_width():
     for words in (1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 40):
         counts = rng.integers(0, 65, size=(257, words)).astype(np.uint8)
         counts[0] = 64  # the largest possible row
-        got = index_module._popcount_row_sums(counts.ravel(), words)
+        got = scan_module._popcount_row_sums(counts.ravel(), words)
         np.testing.assert_array_equal(got.astype(np.int64), counts.sum(axis=1, dtype=np.int64))
 
 
@@ -341,7 +348,7 @@ def test_duplicate_vectors_rank_by_lower_row_first(kernels):
 
 def test_k_larger_than_the_corpus_returns_every_row(kernels):
     x, q = data(4, 16)
-    for cfg in default_configs():
+    for cfg in [IndexConfig.parse(f) for f in FAMILIES]:
         hits = QuantizedIndex.build(x, cfg.resolved("calibrated")).search(q, 10)
         assert hits.ids.shape == (5, 4)
         assert sorted(hits.ids[0].tolist()) == [0, 1, 2, 3]
@@ -389,8 +396,8 @@ def test_bad_inputs_raise_demo_errors():
 
 
 def test_labels_and_resolution():
-    assert IndexConfig("binary", "rescore", dim=512, rescore_with="int8").label == "binary + rescore(int8) x4 @512d"
-    assert IndexConfig("int8", int8_scheme="calibrated").label == "int8 (calibrated)"
+    assert IndexConfig("binary", "rescore", dim=512, rescore_with="int8").label == "binary + rescore x4 @512d"
+    assert IndexConfig("int8", int8_scheme="calibrated").label == "int8 calibrated"
     assert IndexConfig("float32").label == "float32"
     assert IndexConfig("int8").resolved("calibrated").int8_scheme == "calibrated"
     assert IndexConfig("int8", int8_scheme="tanh").resolved("calibrated").int8_scheme == "tanh"
@@ -410,4 +417,4 @@ def test_top_k_rows_breaks_ties_by_id():
 def test_query_tiling_matches_numpy_tile():
     rows = np.arange(6, dtype=np.uint64).reshape(2, 3)
     for times in (1, 2, 3, 5, 8, 13):
-        np.testing.assert_array_equal(index_module._tiled(rows, times), np.tile(rows, (1, times)))
+        np.testing.assert_array_equal(scan_module._tiled(rows, times), np.tile(rows, (1, times)))

@@ -9,7 +9,7 @@ import pytest
 
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
-from pplx_demo.index import IndexConfig, QuantizedIndex, default_configs
+from pplx_demo.index import FAMILIES, IndexConfig, QuantizedIndex
 from pplx_demo.search import SearchService, overlap_at_k, spearman_shared
 from pplx_demo.storage import PROJECTIONS, human_bytes, storage_report
 from pplx_demo.store import Store
@@ -48,14 +48,15 @@ def setup(tmp_path, minilm):
 
 def test_every_configuration_answers_with_baseline_ranks(setup, minilm):
     store, service, cid = setup
-    configs = default_configs() + [IndexConfig("int8", dim=128), IndexConfig("binary", dim=256)]
+    configs = [IndexConfig.parse(f) for f in FAMILIES] + [IndexConfig("int8", dim=128), IndexConfig("binary", dim=256)]
     resp = service.search(cid, "minilm-l6", "standard", configs, "What is the capital of France?", k=5)
     assert resp.model_name == minilm.name and "not pplx-embed" in resp.model_name
     assert (resp.model_key, resp.variant, resp.k, resp.corpus_id) == ("minilm-l6", "standard", 5, cid)
     assert resp.embedded_now == len(FACTS)  # first search embedded the corpus
     assert [c.label for c in resp.columns] == [
-        "float32", "int8 (calibrated)", "binary", "binary + rescore(int8 calibrated) x4",
-        "binary + asymmetric (float query)", "int8 (calibrated) @128d", "binary @256d"]
+        "float32", "int8 calibrated", "binary", "binary + rescore x4 (int8 calibrated)",
+        "binary + asymmetric", "int8 calibrated @128d", "binary @256d"]
+    assert resp.embed_query_ms > 0  # the query is embedded once, for every column
     base = resp.columns[0]
     assert base.hits[0].title == "Paris"  # the real model finds the answer
     assert [h.baseline_rank for h in base.hits] == [1, 2, 3, 4, 5]
@@ -72,8 +73,11 @@ def test_every_configuration_answers_with_baseline_ranks(setup, minilm):
             assert h.text == dict(FACTS)[h.title]
             assert h.uri.endswith(h.title.lower())
         t = col.timings_ms
-        assert {"embed_query", "search", "rescore", "fetch_text", "total"} <= set(t)
-        assert t["total"] == pytest.approx(t["embed_query"] + t["search"] + t["rescore"] + t["fetch_text"])
+        # each column shows only its own stages: rescore only where it rescored, the query embedding never
+        assert {"search", "fetch_text", "total"} <= set(t) and "embed_query" not in t
+        assert ("rescore" in t) == (col.config.mode == "rescore")
+        assert t["total"] == pytest.approx(t["search"] + t.get("rescore", 0.0) + t["fetch_text"])
+        assert col.search_ms == pytest.approx(t["search"] + t.get("rescore", 0.0))
         assert min(t.values()) >= 0
         assert col.hits[0].title == "Paris", col.label
     assert resp.columns[3].timings_ms["rescore"] > 0
@@ -113,7 +117,7 @@ def test_int8_defaults_to_the_models_native_scheme(setup, minilm, tiny_pplx, tmp
     assert [c.config.int8_scheme for c in resp.columns] == ["calibrated", "tanh"]
     pplx_service = SearchService(store, encoder_loader=lambda key, variant: tiny_pplx)
     resp = pplx_service.search(cid, "tiny", "standard", [IndexConfig("int8")], "mountains", k=2)
-    assert resp.columns[0].config.int8_scheme == "tanh" and resp.columns[0].label == "int8"
+    assert resp.columns[0].config.int8_scheme == "tanh" and resp.columns[0].label == "int8 tanh"
     assert resp.model_name == tiny_pplx.name
 
 
@@ -134,7 +138,7 @@ def test_storage_report_is_measured_and_projected(setup, minilm):
         assert set(rep.projections) == set(PROJECTIONS)
         fixed = rep.index_nbytes - rep.bytes_per_vector * n
         assert rep.projections["1B"] == fixed + rep.bytes_per_vector * 1_000_000_000
-    assert human_bytes(1536) == "1.5 KB" and human_bytes(3 * 1024**3) == "3.0 GB"
+    assert human_bytes(1536) == "1.5 KiB" and human_bytes(3 * 1024**3) == "3.0 GiB"  # IEC units: KiB, not "KB"
 
 
 def test_storage_report_of_a_bare_index():
@@ -159,10 +163,12 @@ def test_bad_requests_are_demo_errors(setup):
 def test_overlap_and_rank_correlation_helpers():
     assert overlap_at_k([1, 2, 3], [3, 2, 1], 3) == 1.0
     assert overlap_at_k([1, 2, 9], [1, 2, 3], 3) == pytest.approx(2 / 3)
-    assert spearman_shared([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
-    assert spearman_shared([4, 3, 2, 1], [1, 2, 3, 4]) == pytest.approx(-1.0)
+    assert spearman_shared([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == pytest.approx(1.0)
+    assert spearman_shared([5, 4, 3, 2, 1], [1, 2, 3, 4, 5]) == pytest.approx(-1.0)
     assert spearman_shared([1, 9, 8], [1, 2, 3]) is None  # one shared item: undefined
-    assert spearman_shared([2, 1, 7, 3], [1, 2, 3, 5]) == pytest.approx(1 - 6 * 2 / (3 * 8))
+    # Three shared hits out of ten say little (a "1.00" beside overlap 0.30): below 5 shared, no number.
+    assert spearman_shared([1, 2, 3, 11, 12], [1, 2, 3, 4, 5]) is None
+    assert spearman_shared([2, 1, 7, 3], [1, 2, 3, 5], min_shared=2) == pytest.approx(1 - 6 * 2 / (3 * 8))
 
 
 def test_searches_keep_working_while_another_corpus_is_ingested(setup, minilm):

@@ -15,9 +15,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from pplx_demo.embedding import embed_corpus
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import Cancelled, DemoError
-from pplx_demo.store import SCHEMA_VERSION, Store
+from pplx_demo.store import SCHEMA_VERSION, Store, content_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -194,7 +195,7 @@ def test_embeddings_are_cached_by_content(store, minilm):
     docs, chunks = make_docs(5)
     cid = store.add_corpus("a", docs, chunks)
     calls = []
-    first = store.embeddings(cid, minilm, progress=lambda d, t: calls.append((d, t)))
+    first = embed_corpus(store, cid, minilm, progress=lambda d, t: calls.append((d, t)))
     assert first.embedded_now == 10 and first.vectors.shape == (10, minilm.dim)
     assert first.vectors.dtype == np.float32
     assert calls[-1] == (10, 10)
@@ -202,16 +203,16 @@ def test_embeddings_are_cached_by_content(store, minilm):
     direct = minilm.encode(store.chunk_table(cid).texts)
     np.testing.assert_allclose(first.vectors, direct, atol=1e-5)
 
-    again = store.embeddings(cid, minilm)
+    again = embed_corpus(store, cid, minilm)
     assert again.embedded_now == 0
     np.testing.assert_array_equal(again.vectors, first.vectors)
 
     # Re-ingesting the same text under another name embeds nothing new.
     other = store.add_corpus("a copy", *make_docs(5))
-    assert store.embeddings(other, minilm).embedded_now == 0
+    assert embed_corpus(store, other, minilm).embedded_now == 0
     # New text embeds only what is new.
     store.add_documents(other, *make_docs(1, prefix="fresh"))
-    assert store.embeddings(other, minilm).embedded_now == 2
+    assert embed_corpus(store, other, minilm).embedded_now == 2
 
 
 def test_contextual_vectors_are_keyed_by_their_document(store, minilm, minilm_contextual):
@@ -220,13 +221,13 @@ def test_contextual_vectors_are_keyed_by_their_document(store, minilm, minilm_co
     chunks = [[Chunk(0, "first document opening about rivers", 0, 10, 5), Chunk(1, shared, 11, 20, 7)],
               [Chunk(0, "second document opening about mountains", 0, 10, 5), Chunk(1, shared, 11, 20, 7)]]
     cid = store.add_corpus("ctx", docs, chunks)
-    ctx = store.embeddings(cid, minilm_contextual)
+    ctx = embed_corpus(store, cid, minilm_contextual)
     assert ctx.embedded_now == 4
     assert not np.allclose(ctx.vectors[1], ctx.vectors[3])  # same text, different context
-    std = store.embeddings(cid, minilm)
+    std = embed_corpus(store, cid, minilm)
     assert std.embedded_now == 3  # standard: the shared text is embedded once
     np.testing.assert_array_equal(std.vectors[1], std.vectors[3])
-    assert store.embeddings(cid, minilm_contextual).embedded_now == 0
+    assert embed_corpus(store, cid, minilm_contextual).embedded_now == 0
 
 
 class FailingEncoder:
@@ -250,14 +251,14 @@ def test_failed_or_cancelled_embedding_stores_nothing(tmp_path, minilm):
     with Store(path) as store:
         cid = store.add_corpus("c", *make_docs(80))  # 160 chunks: three encode calls
         with pytest.raises(RuntimeError, match="crashed"):
-            store.embeddings(cid, FailingEncoder(minilm, ok_calls=2))
+            embed_corpus(store, cid, FailingEncoder(minilm, ok_calls=2))
         assert table_counts_live(store) == 0
 
         cancel = threading.Event()
         with pytest.raises(Cancelled):
-            store.embeddings(cid, minilm, progress=lambda done, total: cancel.set(), cancel=cancel)
+            embed_corpus(store, cid, minilm, progress=lambda done, total: cancel.set(), cancel=cancel)
         assert table_counts_live(store) == 0
-        assert store.embeddings(cid, minilm).embedded_now == 160
+        assert embed_corpus(store, cid, minilm).embedded_now == 160
 
 
 def table_counts_live(store: Store) -> int:
@@ -341,6 +342,80 @@ def test_truncated_chunks_are_counted_for_the_caller(tmp_path, minilm):
     chunks = [[Chunk(0, long_text, 0, len(long_text), 400)], [Chunk(0, "short text", 0, 10, 2)]]
     with Store(tmp_path / "t.duckdb") as store:
         cid = store.add_corpus("t", docs, chunks)
-        first = store.embeddings(cid, minilm)
+        first = embed_corpus(store, cid, minilm)
         assert (first.embedded_now, first.truncated_now) == (2, 1)
-        assert store.embeddings(cid, minilm).truncated_now == 0  # a cache hit embeds (and cuts) nothing
+        assert embed_corpus(store, cid, minilm).truncated_now == 0  # a cache hit embeds (and cuts) nothing
+
+
+# ---------------------------------------------------------------------------------------------
+# persistence only: the store lists what is missing, stores vectors and reads them back
+
+
+def test_the_store_never_imports_a_model():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(__file__).resolve().parent.parent.joinpath("pplx_demo", "store.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and (m.startswith("pplx_demo.models") or m in ("torch", "transformers")) for m in imported)
+
+
+def test_missing_put_and_read_back_vectors(store):
+    docs, chunks = make_docs(3)
+    cid = store.add_corpus("plain", docs, chunks)
+    missing = store.missing_embeddings(cid, "key", "standard", 4)
+    texts = [t for _, t in missing.texts]
+    assert len(texts) == 6 and missing.n_inputs == 6 and missing.snapshot.n_chunks == 6
+    with pytest.raises(DemoError, match="without a vector"):
+        store.embedding_matrix(cid, "key", "standard", 4)
+    rows = [(h, "", np.full(4, i, np.float32)) for i, (h, _) in enumerate(missing.texts)]
+    with pytest.raises(DemoError, match="NaN"):
+        store.put_embeddings("key", "standard", 4, rows[:1] + [(rows[1][0], "", np.full(4, np.nan, np.float32))])
+    with pytest.raises(DemoError, match="shape"):
+        store.put_embeddings("key", "standard", 4, [(rows[0][0], "", np.zeros(3, np.float32))])
+    assert store.missing_embeddings(cid, "key", "standard", 4).n_inputs == 6  # nothing was stored
+    assert store.put_embeddings("key", "standard", 4, rows) == 6
+    assert not store.missing_embeddings(cid, "key", "standard", 4)
+    matrix = store.embedding_matrix(cid, "key", "standard", 4)
+    by_hash = {h: v for h, _, v in rows}
+    table = store.chunk_table(cid)
+    np.testing.assert_array_equal(matrix.vectors, np.stack([by_hash[content_hash(t)] for t in table.texts]))
+    assert matrix.cache_key == "key" and matrix.embedded_now == 0
+    # another cache key (model, runtime, dtype) never sees these vectors
+    assert store.missing_embeddings(cid, "other key", "standard", 4).n_inputs == 6
+
+
+def test_contextual_missing_lists_whole_documents(store):
+    docs, chunks = make_docs(2)
+    cid = store.add_corpus("ctx", docs, chunks)
+    missing = store.missing_embeddings(cid, "key", "contextual", 4)
+    assert [len(d) for d in missing.documents] == [2, 2] and not missing.texts
+    first = missing.documents[0]
+    store.put_embeddings("key", "contextual", 4, [(h, c, np.ones(4, np.float32)) for h, c, _ in first[:1]])
+    again = store.missing_embeddings(cid, "key", "contextual", 4)
+    assert len(again.documents) == 2  # a document with one missing chunk is embedded whole
+
+
+def test_evaluation_corpora_are_found_by_their_source(store):
+    docs, chunks = make_docs(1)
+    store.add_corpus("[eval] looks like eval but is an upload", docs, chunks)
+    store.add_corpus("dataset", *make_docs(1, prefix="e"), source="evaluation")
+    assert [c.name for c in store.list_corpora(None)] == ["[eval] looks like eval but is an upload"]
+    assert [c.name for c in store.list_corpora(None, sources=("evaluation",))] == ["dataset"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_database_file_is_one_clear_error_and_left_alone(tmp_path, damage):
+    path = tmp_path / "damaged.duckdb"
+    with Store(path) as store:
+        store.add_corpus("c", *make_docs(2))
+    data = path.read_bytes()
+    broken = data[: len(data) // 3] if damage == "truncate" else b"not a database " * 200
+    path.write_bytes(broken)
+    with pytest.raises(DemoError) as err:
+        Store(path)
+    message = str(err.value)
+    assert "\n" not in message and "damaged" in message and "Nothing was changed" in message
+    assert err.value.setting == "PPLX_DEMO_DB" and err.value.cli_flag == "--db"
+    assert path.read_bytes() == broken  # nothing overwritten

@@ -123,7 +123,7 @@ def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, t
     columns = page.locator("#pplx-results .pplx-col")
     expect(columns).to_have_count(4)
     assert [columns.nth(i).get_attribute("data-config") for i in range(4)] == [
-        "float32", "int8 (calibrated)", "binary", "binary + rescore(int8 calibrated) x4"]
+        "float32", "int8 calibrated", "binary", "binary + rescore x4 (int8 calibrated)"]
     for i in range(4):
         col = columns.nth(i)
         expect(col.locator(".pplx-col-model")).to_have_text(STAND_IN)
@@ -133,14 +133,14 @@ def test_upload_search_side_by_side_charts_and_screenshot(browser, studio_url, t
     expect(columns.nth(2).locator(".stat", has_text="size")).to_contain_text("32x smaller")
 
     # Five columns fit side by side at 1440 px, none squeezed below a readable width.
-    page.locator("#pplx-configs label", has_text="binary asymmetric").click()
+    page.locator("#pplx-configs label", has_text="binary + asymmetric").click()
     _search(page, "How many bytes does a binary vector take?")
     expect(columns).to_have_count(5)
     boxes = [columns.nth(i).bounding_box() for i in range(5)]
     assert len({round(b["y"]) for b in boxes}) == 1 and min(b["width"] for b in boxes) >= 220
     assert page.evaluate("() => { const r = document.querySelector('#pplx-results .pplx-results'); "
                          "return r.scrollWidth <= r.clientWidth; }")
-    page.locator("#pplx-configs label", has_text="binary asymmetric").click()
+    page.locator("#pplx-configs label", has_text="binary + asymmetric").click()
 
     # Compare tab: the latency and storage charts are drawn by plotly.
     page.get_by_role("tab", name="Compare").click()

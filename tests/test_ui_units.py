@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pplx_demo.embedding import embed_corpus
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
 from pplx_demo.sessions import Sessions, new_session_key, owner_id
@@ -81,7 +82,7 @@ def test_plurals():
 
 
 def test_eval_table_keeps_model_and_variant_and_puts_the_dataset_in_the_caption():
-    rows = [{"configuration": "int8 <b>", "model": "all-MiniLM-L6-v2", "variant": "standard", "ndcg@10": 95.84,
+    rows = [{"configuration": "int8 <b>", "config": None, "model": "all-MiniLM-L6-v2", "variant": "standard", "ndcg@10": 95.84,
              "ndcg@10 % of float32": 99.9, "recall@10": 99.33, "recall@100": 100.0, "mrr@10": 94.66,
              "bytes_per_vector": 388, "search_ms": 0.0123}]
     html = views.eval_table_html("XQuAD en · 300 queries", rows, ["BM25: bm25s"])
@@ -99,11 +100,13 @@ def test_results_use_the_fixed_configuration_colours_and_show_notices():
     from pplx_demo.storage import StorageReport
 
     def col(cfg):
-        st = StorageReport(cfg.label, cfg.precision, 384, 10, 48, 480, 0.03, 0)
-        return ColumnResult(cfg, cfg.label, [], {"total": 1.0}, 1.0, None, st)
+        st = StorageReport(cfg, 384, 10, 48, 480, 0.03, 0)
+        return ColumnResult(cfg, [], {"total": 1.0}, 1.0, None, st)
 
-    resp = SearchResponse("q", 1, "M <i>", "k", "standard", 10, [col(IndexConfig("binary")), col(IndexConfig("int8"))])
+    resp = SearchResponse("q", 1, "M <i>", "k", "standard", 10, [col(IndexConfig("binary")), col(IndexConfig("int8"))],
+                          embed_query_ms=12.5)
     html = views.results_html(resp, "q", "float32", [("<b>cut</b>", "warn")])
+    assert html.count("embed query") == 1 and "12.5" in html  # the query embedding once, above the columns
     assert f"border-top-color:{charts.CONFIG_COLOURS['binary']}" in html
     assert f"border-top-color:{charts.CONFIG_COLOURS['int8']}" in html
     assert "pplx-notice warn'>&lt;b&gt;cut" in html and "M &lt;i&gt;" in html
@@ -232,7 +235,7 @@ def test_starter_corpus_is_the_first_paragraph_of_every_article_in_three_languag
 
 
 def test_example_questions_come_in_several_languages():
-    from pplx_demo.ui.studio import example_questions
+    from pplx_demo.ui.choices import example_questions
 
     examples = example_questions()
     assert len(examples) == 8 and len(set(examples)) == 8
@@ -245,23 +248,22 @@ def test_example_questions_come_in_several_languages():
 
 def test_the_evaluation_sample_is_seeded_random_not_the_first_queries():
     from pplx_demo.evaluate.datasets import load_xquad
-    from pplx_demo.ui.studio import sample_queries_of
 
     full = load_xquad("en")
     judged = full.judged_queries()
-    sample = sample_queries_of(full, 50)
+    sample = full.sample(50)
     kept = list(sample.queries)
     assert len(kept) == 50 and set(kept) <= set(judged)
     assert kept != judged[:50]  # the file is ordered by article: a prefix covers a few topics only
     assert max(judged.index(q) for q in kept) > 900  # drawn from the whole file
-    assert sample_queries_of(full, 50).queries == sample.queries  # repeatable (seeded)
-    assert sample_queries_of(full, 50, seed=1).queries != sample.queries
+    assert full.sample(50).queries == sample.queries  # repeatable (seeded)
+    assert full.sample(50, seed=1).queries != sample.queries
     assert set(sample.qrels) == set(kept) and sample.corpus == full.corpus  # every document stays
-    assert sample_queries_of(full, 10_000) is full
+    assert full.sample(10_000) is full
 
 
 def test_whole_numbers_in_range():
-    from pplx_demo.ui.studio import whole_number
+    from pplx_demo.ui.choices import whole_number
 
     assert whole_number(10.0, "top_k", 1, 50) == 10
     for bad in (2.5, 0, 51, "x", None):
@@ -273,7 +275,7 @@ def test_whole_numbers_in_range():
 
 
 def test_variant_labels_name_the_model_that_runs():
-    from pplx_demo.ui.studio import variant_choices
+    from pplx_demo.ui.choices import variant_choices
 
     stand_in = dict((v, label) for label, v in variant_choices("stand-in"))
     assert "all-MiniLM-L6-v2" in stand_in["standard"] and "pplx" not in stand_in["standard"]
@@ -283,7 +285,7 @@ def test_variant_labels_name_the_model_that_runs():
 
 
 def test_about_storage_numbers_are_measured_from_real_indexes():
-    from pplx_demo.ui.studio import storage_table
+    from pplx_demo.ui.about import storage_table
 
     for dim, row in storage_table():
         assert row["float32"] == 4 * dim and row["binary"] == dim // 8
@@ -292,12 +294,15 @@ def test_about_storage_numbers_are_measured_from_real_indexes():
 
 
 def test_app_messages_name_the_server_setting_not_cli_flags():
-    from pplx_demo.ui.studio import app_wording
+    from pplx_demo.cli.common import error_line
+    from pplx_demo.ui.errors import app_message
 
-    text = app_wording("refused 127.0.0.1, a loopback address; private and local addresses are refused unless "
-                       "explicitly allowed (allow_private / --allow-private)")
+    exc = DemoError("refused 127.0.0.1, a loopback address", setting="PPLX_DEMO_ALLOW_PRIVATE",
+                    cli_flag="--allow-private")
+    text = app_message(exc)
     assert "PPLX_DEMO_ALLOW_PRIVATE=1" in text and "--allow-private" not in text
-    assert app_wording("chunk them (--chunk-tokens) to embed all") == "chunk them to embed all"
+    assert error_line(exc) == "refused 127.0.0.1, a loopback address (--allow-private)"  # each front end its own
+    assert "[parameter: top_k]" in app_message(DemoError("a bad number", field="top_k"))
 
 
 # ----------------------------------------------------------------------------- ZeroGPU wrapper
@@ -331,7 +336,7 @@ def test_only_the_encoder_forward_passes_become_gpu_tasks(monkeypatch, minilm, t
     long_text = " ".join(["lighthouse"] * 400)  # longer than the stand-in's window
     cid = store.add_corpus("c", [Document("u", "t", "short text. " + long_text)],
                            [[Chunk(0, "short text.", 0, 11, 2), Chunk(1, long_text, 12, 12 + len(long_text), 400)]])
-    matrix = store.embeddings(cid, enc)  # DuckDB reads and writes stay outside the GPU task
+    matrix = embed_corpus(store, cid, enc)  # DuckDB reads and writes stay outside the GPU task
     assert matrix.embedded_now == 2 and matrix.truncated_now == 1  # stats come back from the task
     assert calls == ["_encode"]
     assert enc.encode(["a query"]).shape == (1, minilm.dim) and calls[-1] == "_encode"
@@ -359,7 +364,7 @@ def bare_studio(tmp_path):
 
 
 def test_a_chunk_size_over_the_models_window_is_refused(bare_studio, tmp_path):
-    from pplx_demo.ui.studio import UserError
+    from pplx_demo.ui.errors import UserError
 
     page = tmp_path / "page.txt"
     page.write_text("Lighthouses guide ships at night.", encoding="utf-8")
@@ -374,7 +379,7 @@ def test_a_chunk_size_over_the_models_window_is_refused(bare_studio, tmp_path):
 
 
 def test_a_crawl_of_a_private_address_names_the_server_setting(bare_studio):
-    from pplx_demo.ui.studio import UserError
+    from pplx_demo.ui.errors import UserError
 
     with pytest.raises(UserError) as err:
         bare_studio.crawl("http://127.0.0.1:9/", 1, 0, True, None, "stand-in", "standard", None, None, None, None,

@@ -118,6 +118,7 @@ def contextual_demo(store: Store, model_key: str, query: str = DEFAULT_QUERY, *,
 
     The article is stored once as a shared corpus; its vectors come from the store's cache.
     """
+    from pplx_demo.embedding import embed_corpus
     from pplx_demo.evaluate.runner import EVAL_PREFIX, variant_keys
 
     if not isinstance(query, str) or not query.strip():
@@ -133,7 +134,7 @@ def contextual_demo(store: Store, model_key: str, query: str = DEFAULT_QUERY, *,
     corpus_id = info.id if info is not None else store.add_corpus(name, [doc], [chunks], source="builtin")
     vecs = {}
     for variant, enc in (("standard", standard), ("contextual", contextual)):
-        matrix = store.embeddings(corpus_id, enc)
+        matrix = embed_corpus(store, corpus_id, enc)
         qvec = np.asarray(enc.encode([query]), dtype=np.float32)[0]
         vecs[variant] = _cosines(qvec, matrix.vectors)
     table = store.chunk_table(corpus_id)

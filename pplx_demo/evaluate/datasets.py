@@ -9,7 +9,8 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pplx_demo.config import DATA_DIR, ROOT, Settings
@@ -18,6 +19,8 @@ from pplx_demo.errors import DemoError
 XQUAD_LANGUAGES: tuple[str, ...] = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 
 Qrels = dict[str, dict[str, int]]
+SAMPLE_SEED = 0  # evaluation query samples are random but repeatable
+SMALL_SAMPLE = 100  # fewer judged queries than this: differences between configurations are mostly noise
 
 
 @dataclass
@@ -39,6 +42,21 @@ class RetrievalDataset:
     def judged_queries(self) -> list[str]:
         """Query ids that have at least one relevant document, in query order."""
         return [qid for qid in self.queries if any(g > 0 for g in self.qrels.get(qid, {}).values())]
+
+    def sample(self, n: int, seed: int = SAMPLE_SEED) -> "RetrievalDataset":
+        """This dataset with a seeded random sample of `n` of its judged queries (all documents stay).
+
+        Random, not the first n: files are ordered by article, so a prefix covers a few topics only.
+        """
+        judged = self.judged_queries()
+        if n >= len(judged):
+            keep = judged
+        else:
+            picked = set(random.Random(seed).sample(judged, max(1, int(n))))
+            keep = [q for q in judged if q in picked]  # file order, for stable tables
+        if len(keep) == len(self.queries):
+            return self
+        return replace(self, queries={q: self.queries[q] for q in keep}, qrels={q: self.qrels[q] for q in keep})
 
 
 # --------------------------------------------------------------------------- reading files

@@ -20,12 +20,13 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pplx_demo.documents import Chunk, Document
+from pplx_demo.embedding import embed_corpus
 from pplx_demo.errors import DemoError
 from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import RetrievalDataset
@@ -47,9 +48,8 @@ REFERENCE = IndexConfig("float32", "plain", None)
 
 @dataclass
 class EvalConfigResult:
-    """Quality, cost and speed of one configuration on one dataset."""
+    """Quality, cost and speed of one configuration on one dataset (late chunking: `variant`)."""
 
-    label: str
     model_key: str
     model_name: str
     variant: str
@@ -60,6 +60,16 @@ class EvalConfigResult:
     search_ms: float  # mean per query of the top-10 search, queries searched in batches
     candidates: dict[str, int] = field(default_factory=dict)  # "k@10" / "k@100": chunks asked of the index;
     # "pool@10" / "pool@100": Hamming candidates re-scored (rescore mode only)
+
+    @property
+    def label(self) -> str:
+        """The configuration's canonical name; the variant is its own field (`variant`), never in the label."""
+        return str(self.config)
+
+    @property
+    def series(self) -> tuple[str, str, IndexConfig]:
+        """What identifies this result across datasets: (model key, variant, configuration)."""
+        return (self.model_key, self.variant, self.config)
 
 
 @dataclass
@@ -84,12 +94,13 @@ class EvalReport:
     truncated: int = 0  # texts this run's embedding cut at the model's token cap (0 when all came from the cache)
     max_tokens: int | None = None  # the encoder's token cap
 
-    def result(self, label: str) -> EvalConfigResult:
-        """The result with this label; DemoError if absent."""
+    def result(self, config: IndexConfig | str) -> EvalConfigResult:
+        """The result of this configuration (an IndexConfig or any spelling `IndexConfig.parse` takes)."""
+        wanted = config if isinstance(config, IndexConfig) else IndexConfig.parse(config)
         for r in self.results:
-            if r.label == label:
+            if r.config == wanted or r.config == wanted.resolved(r.config.int8_scheme or "tanh"):
                 return r
-        raise DemoError(f"no configuration labelled {label!r} in this report")
+        raise DemoError(f"no configuration {str(wanted)!r} in this report")
 
     def pareto(self, metric: str = "ndcg@10") -> list[EvalConfigResult]:
         """Results on the bytes-per-vector vs `metric` Pareto frontier, cheapest first."""
@@ -224,13 +235,7 @@ def _search_all(index: QuantizedIndex, queries: np.ndarray, k: int) -> tuple[np.
 
 
 def _normalise_configs(configs: Sequence[IndexConfig], full_dim: int, native: str) -> list[IndexConfig]:
-    out: list[IndexConfig] = []
-    for c in configs:
-        c = replace(c, dim=None) if c.dim is not None and c.dim >= full_dim else c
-        c = c.resolved(native)  # type: ignore[arg-type]
-        if c not in out:
-            out.append(c)
-    return out
+    return list(dict.fromkeys(c.for_model(full_dim, native) for c in configs))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -250,7 +255,8 @@ class _Vectors:
     extra: dict = field(default_factory=dict)
 
 
-def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progress: Progress | None) -> _Vectors:
+def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progress: Progress | None,
+             cancel: Any = None) -> _Vectors:
     t0 = time.perf_counter()
     table = store.chunk_table(corpus_id)
     qtable = store.chunk_table(queries_id)
@@ -264,8 +270,8 @@ def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progre
         if progress is not None:
             progress(len(table) + min(done, len(qtable)), total)
 
-    matrix = store.embeddings(corpus_id, encoder, progress=corpus_progress)
-    qmatrix = store.embeddings(queries_id, encoder, progress=query_progress)
+    matrix = embed_corpus(store, corpus_id, encoder, progress=corpus_progress, cancel=cancel)
+    qmatrix = embed_corpus(store, queries_id, encoder, progress=query_progress, cancel=cancel)
     if not np.array_equal(matrix.chunk_ids, table.chunk_ids) or not np.array_equal(qmatrix.chunk_ids, qtable.chunk_ids):
         raise DemoError("the evaluation corpus changed while it was being read; please retry")
     names = [x if x is not None else str(d) for x, d in zip(table.external_ids, table.document_ids)]
@@ -292,7 +298,7 @@ def search_depths(n_chunks: int, max_chunks_per_doc: int) -> tuple[int, int]:
 
 
 def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: Any,
-                      configs: Sequence[IndexConfig]) -> list[EvalConfigResult]:
+                      configs: Sequence[IndexConfig], kernels: str = "auto") -> list[EvalConfigResult]:
     if vec.n_chunks == 0:
         raise DemoError("the evaluation corpus has no text to search")
     full_dim = int(encoder.dim)
@@ -302,7 +308,7 @@ def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: 
     # Queries without text (zero vectors) stay in the qrels and score 0.
     results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int]]] = {}
     for config in ([reference] if reference not in resolved else []) + resolved:
-        index = QuantizedIndex.build(vec.chunk_vectors, config)
+        index = QuantizedIndex.build(vec.chunk_vectors, config, kernels)
         # Top 10 from a top-10 search: a rescore re-ranks k_top x multiplier candidates, as in the app.
         rows, scores, seconds = _search_all(index, vec.query_vectors, k_top)
         top = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, TOP), qrels)
@@ -322,8 +328,7 @@ def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: 
     out = []
     for config in resolved:
         metrics, nbytes, ms, candidates = results[config]
-        label = config.label if variant == "standard" else f"{config.label} · late chunking"
-        out.append(EvalConfigResult(label=label, model_key=str(encoder.model_key), model_name=name, variant=variant,
+        out.append(EvalConfigResult(model_key=str(encoder.model_key), model_name=name, variant=variant,
                                     config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
                                     bytes_per_vector=nbytes, search_ms=ms, candidates=candidates))
     return out
@@ -339,7 +344,8 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
                    configs: list[IndexConfig], *, doc_scoring: str = "max_chunk",
                    chunking: tuple[int, int] | None = None, progress: Progress | None = None,
                    bm25: bool = True, bm25_language: str | None = None, owner: str | None = None,
-                   encoder_loader: Callable[[str, str | None], Any] | None = None) -> EvalReport:
+                   encoder_loader: Callable[[str, str | None], Any] | None = None, kernels: str = "auto",
+                   cancel: Any = None) -> EvalReport:
     """Score every configuration on `dataset` from one set of cached float embeddings.
 
     `chunking` = (chunk_tokens, overlap_tokens) or None (each document one input, truncated by the
@@ -361,8 +367,8 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
         chunking = (int(chunking[0]), int(chunking[1]))
         validate_chunking(chunking[0], chunking[1], encoder)  # a clear error, not cut or broken chunks
     corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
-    vec = _vectors(store, corpus_id, queries_id, encoder, progress)
-    results = _evaluate_configs(vec, dataset.qrels, encoder, configs)
+    vec = _vectors(store, corpus_id, queries_id, encoder, progress, cancel)
+    results = _evaluate_configs(vec, dataset.qrels, encoder, configs, kernels)
     setup = bm25_setup(bm25_language or dataset.language)
     return EvalReport(dataset=dataset.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
                       variant=str(encoder.variant), results=results,
@@ -376,7 +382,8 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
 def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str], qrels: dict[str, dict[str, int]],
                           model_key: str, variant: str | None, configs: list[IndexConfig], *,
                           progress: Progress | None = None, owner: str | None = None,
-                          encoder_loader: Callable[[str, str | None], Any] | None = None) -> EvalReport:
+                          encoder_loader: Callable[[str, str | None], Any] | None = None, kernels: str = "auto",
+                          cancel: Any = None) -> EvalReport:
     """Evaluate a corpus already in the store with uploaded queries and qrels.
 
     Qrels name documents by their source id (`external_id`: BEIR `_id`, file name...) or, failing
@@ -406,10 +413,10 @@ def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str],
                 [_whole_chunk(t, n) for t, n in zip(qtexts, counts)])
 
     queries_id = _ensure_corpus(store, f"{EVAL_PREFIX}{qds.name} · {qfp}", owner, build_queries, None)
-    vec = _vectors(store, corpus_id, queries_id, encoder, progress)
+    vec = _vectors(store, corpus_id, queries_id, encoder, progress, cancel)
     # Name documents by external id, else uri, so qrels can use either.
     vec.doc_names = _corpus_doc_names(table, vec.doc_names)
-    results = _evaluate_configs(vec, judged, encoder, configs)
+    results = _evaluate_configs(vec, judged, encoder, configs, kernels)
     return EvalReport(dataset=info.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
                       variant=str(encoder.variant), results=results, bm25=None, embedded_now=vec.embedded_now,
                       n_documents=info.n_documents, n_chunks=vec.n_chunks, n_queries=len(judged),
@@ -441,14 +448,15 @@ def _chunking_of(settings: dict | None) -> tuple[int, int] | None:
 def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, configs: list[IndexConfig], *,
                      chunking: tuple[int, int], progress: Progress | None = None, bm25: bool = True,
                      bm25_language: str | None = None, owner: str | None = None,
-                     encoder_loader: Callable[[str, str | None], Any] | None = None) -> tuple[EvalReport, EvalReport]:
+                     encoder_loader: Callable[[str, str | None], Any] | None = None, kernels: str = "auto",
+                     cancel: Any = None) -> tuple[EvalReport, EvalReport]:
     """Independent chunks vs late chunking on the same corpus and the same chunks."""
     standard_key, contextual_key = variant_keys(model_key)
-    standard = run_evaluation(store, dataset, standard_key, "standard", configs, chunking=chunking,
-                              progress=progress, bm25=bm25, bm25_language=bm25_language, owner=owner,
-                              encoder_loader=encoder_loader)
-    contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, chunking=chunking,
-                                progress=progress, bm25=False, owner=owner, encoder_loader=encoder_loader)
+    common = dict(chunking=chunking, progress=progress, owner=owner, encoder_loader=encoder_loader, kernels=kernels,
+                  cancel=cancel)
+    standard = run_evaluation(store, dataset, standard_key, "standard", configs, bm25=bm25,
+                              bm25_language=bm25_language, **common)
+    contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, bm25=False, **common)
     contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
     return standard, contextual
 
@@ -466,16 +474,37 @@ def variant_keys(model_key: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- reports as text / JSON
 
 
-def report_warnings(report: EvalReport) -> list[str]:
+@dataclass(frozen=True)
+class EvalWarning:
+    """Something a reader must know before trusting the numbers, as a code plus its numbers.
+
+    Codes: "truncated" (texts cut at the model's token cap: `count` of `of`, cap `max_tokens`,
+    `whole_documents` when documents were not chunked). Each front end writes its own sentence.
+    """
+
+    code: str
+    count: int
+    of: int
+    max_tokens: int | None = None
+    whole_documents: bool = False
+
+
+def report_warnings(report: EvalReport) -> list[EvalWarning]:
     """What a reader must know before trusting the numbers (e.g. texts cut at the token cap)."""
     warnings = []
     if report.truncated:
-        cap = f"{report.max_tokens}-token" if report.max_tokens else "token"
-        how = ("whole documents are cut as MTEB does; chunk them (--chunk-tokens) to embed all of each"
-               if report.chunking is None else "their ends were not embedded; use smaller chunks")
-        warnings.append(f"{report.truncated} of the {report.embedded_now} texts embedded by this run were longer "
-                        f"than the model's {cap} cap and were cut ({how})")
+        warnings.append(EvalWarning("truncated", report.truncated, report.embedded_now, report.max_tokens,
+                                    whole_documents=report.chunking is None))
     return warnings
+
+
+def warning_text(warning: EvalWarning, chunk_option: str = "smaller chunks") -> str:
+    """A front-end neutral sentence for a warning; `chunk_option` names how to chunk in that front end."""
+    cap = f"{warning.max_tokens}-token" if warning.max_tokens else "token"
+    how = (f"whole documents are cut as MTEB does; chunk them ({chunk_option}) to embed all of each"
+           if warning.whole_documents else "their ends were not embedded; use smaller chunks")
+    return (f"{warning.count} of the {warning.of} texts embedded by this run were longer than the model's {cap} cap "
+            f"and were cut ({how})")
 
 
 def report_rows(report: EvalReport) -> list[dict[str, Any]]:
@@ -483,12 +512,12 @@ def report_rows(report: EvalReport) -> list[dict[str, Any]]:
     each metric also as % of float32 (same model and variant)."""
     rows = []
     for r in report.results:
-        rows.append({"configuration": r.label, "model": r.model_name, "variant": r.variant,
+        rows.append({"configuration": r.label, "model": r.model_name, "variant": r.variant, "config": r.config,
                      **{m: round(100 * r.metrics[m], 2) for m in METRICS},
                      **{f"{m} % of float32": _round(r.pct_of_float32.get(m), 1) for m in METRICS},
                      "bytes_per_vector": r.bytes_per_vector, "search_ms": round(r.search_ms, 3)})
     if report.bm25 is not None:
-        rows.append({"configuration": "BM25", "model": report.bm25_setup, "variant": "",
+        rows.append({"configuration": "BM25", "model": report.bm25_setup, "variant": "", "config": None,
                      **{m: round(100 * report.bm25[m], 2) for m in METRICS},
                      **{f"{m} % of float32": None for m in METRICS}, "bytes_per_vector": None, "search_ms": None})
     return rows
@@ -507,9 +536,11 @@ def report_json(report: EvalReport) -> str:
         "variant": report.variant, "n_documents": report.n_documents, "n_chunks": report.n_chunks,
         "n_queries": report.n_queries, "chunking": list(report.chunking) if report.chunking else None,
         "doc_scoring": report.doc_scoring, "embedded_now": report.embedded_now,
-        "truncated": report.truncated, "max_tokens": report.max_tokens, "warnings": report_warnings(report),
+        "truncated": report.truncated, "max_tokens": report.max_tokens,
+        "warnings": [warning_text(w) for w in report_warnings(report)],
         "configurations": [
-            {"label": r.label, "precision": r.config.precision, "mode": r.config.mode, "dim": r.config.dim,
+            {"label": r.label, "configuration": str(r.config), "family": r.config.family,
+             "precision": r.config.precision, "mode": r.config.mode, "dim": r.config.dim,
              "int8_scheme": r.config.int8_scheme, "rescore_multiplier": r.config.rescore_multiplier
              if r.config.mode == "rescore" else None, **r.metrics,
              "pct_of_float32": r.pct_of_float32, "bytes_per_vector": r.bytes_per_vector, "search_ms": r.search_ms,
@@ -531,6 +562,37 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def is_eval_corpus(name: str) -> bool:
-    """True for the corpora evaluation runs store (lists of user corpora may hide them)."""
-    return name.startswith(EVAL_PREFIX)
+@dataclass(frozen=True)
+class QualityPoint:
+    """One configuration's quality averaged over the datasets of an evaluation run (for the charts)."""
+
+    model_key: str
+    model_name: str
+    variant: str
+    config: IndexConfig
+    bytes_per_vector: int
+    metrics: dict[str, float]
+    datasets: int
+
+    @property
+    def label(self) -> str:
+        return str(self.config)
+
+
+def mean_by_config(reports: Sequence[EvalReport]) -> list[QualityPoint]:
+    """Every (model, variant, configuration) of these reports with its metrics averaged over datasets."""
+    groups: dict[tuple[str, str, IndexConfig], list[EvalConfigResult]] = {}
+    for report in reports:
+        for r in report.results:
+            groups.setdefault(r.series, []).append(r)
+    points = []
+    for (model_key, variant, config), rs in groups.items():
+        metrics = {m: sum(r.metrics[m] for r in rs) / len(rs) for m in rs[0].metrics}
+        points.append(QualityPoint(model_key, rs[0].model_name, variant, config, rs[0].bytes_per_vector, metrics,
+                                   len(rs)))
+    return points
+
+
+def frontier_of(points: Sequence[QualityPoint], metric: str = "ndcg@10") -> list[QualityPoint]:
+    """The points on the bytes-per-vector vs `metric` Pareto frontier, cheapest first."""
+    return [points[i] for i in pareto_frontier([(p.bytes_per_vector, p.metrics[metric]) for p in points])]

@@ -110,7 +110,7 @@ def movement(rank: int, baseline_rank: int | None, is_baseline: bool) -> tuple[s
     return "down", f"▼{rank - baseline_rank}", f"#{baseline_rank} in float32: moved down"
 
 
-STAGE_NAMES = {"embed_query": "embed query", "search": "search", "rescore": "rescore", "fetch_text": "fetch text"}
+STAGE_NAMES = {"search": "search", "rescore": "rescore", "fetch_text": "fetch text"}
 
 
 def _timings_html(timings: Mapping[str, float]) -> str:
@@ -149,11 +149,13 @@ def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str,
             "<div class='pplx-stats'>"
             + _stat("bytes/vector", f"{st.bytes_per_vector:,}")
             + _stat("index", human_bytes(st.index_nbytes), "measured size of this index in memory")
-            + _stat("size", smaller, "index size relative to float32")
+            + _stat("size", smaller, "bytes per vector relative to full-size float32 (per-row norms and "
+                    "padding included)")
             + _stat("overlap@k", "–" if is_baseline else _fmt_opt(column.overlap_at_k),
                     "share of the float32 top-k also found here")
             + _stat("rank corr.", "–" if is_baseline else _fmt_opt(getattr(column, "rank_correlation", None)),
-                    "rank correlation with the float32 column")
+                    "Spearman rank correlation with the float32 column over the hits both found; shown only "
+                    "when they share at least 5 hits")
             + "</div>"
             f"<div class='pplx-timings'>{_timings_html(column.timings_ms)}</div></div>")
     items = []
@@ -181,10 +183,14 @@ def results_html(response: Any, query: str, baseline_label: str | None = None,
     terms = query_terms(query)
     labels = [c.label for c in response.columns]
     baseline = baseline_label if baseline_label is not None else (labels[0] if labels else None)
-    cols = [column_html(c, response.model_name, terms, colour_for(c.label), c.label == baseline)
+    cols = [column_html(c, response.model_name, terms, colour_for(c.config), c.label == baseline)
             for c in response.columns]
     head = "".join(notice_html(text, kind) for text, kind in notices)
-    return head + f"<div class='pplx-results' style='--pplx-cols:{max(1, len(cols))}'>" + "".join(cols) + "</div>"
+    embed = getattr(response, "embed_query_ms", None)
+    shared = (f"<div class='pplx-shared-timing'>embed query <b>{embed:.1f}</b> ms · once for every column, with "
+              f"{esc(response.model_name)}</div>") if embed is not None else ""
+    return (head + shared + f"<div class='pplx-results' style='--pplx-cols:{max(1, len(cols))}'>" + "".join(cols)
+            + "</div>")
 
 
 def notice_html(text: str, kind: str = "info") -> str:
@@ -232,7 +238,7 @@ def eval_table_html(caption: str, rows: Sequence[Mapping[str, Any]], notes: Sequ
     for row in rows:
         cells = "".join(f"<td class='{'num' if spec else 'txt'}'>{_cell(row.get(key), spec)}</td>"
                         for key, _, spec in EVAL_COLUMNS)
-        colour = colour_for(str(row.get("configuration", "")))
+        colour = colour_for(row.get("config"))
         body.append(f"<tr style='--pplx-config:{colour}'>{cells}</tr>")
     foot = "".join(f"<p class='pplx-table-note'>{esc(n)}</p>" for n in notes)
     return (f"<div class='pplx-table-wrap'><table class='pplx-eval'><caption>{esc(caption)}</caption>"
