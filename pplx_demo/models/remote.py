@@ -284,7 +284,8 @@ class _Transport:
                                    "use an https:// URL")
         self.service = service
         self.base_url = base_url.strip().rstrip("/")
-        self.host = parts.netloc.rsplit("@", 1)[-1]
+        self.host = parts.netloc.rsplit("@", 1)[-1]  # no user:password in anything shown
+        self.display_url = f"{parts.scheme}://{self.host}{parts.path.rstrip('/')}"
         self.retry = retry
         self.timeout_s = timeout_s
         self._timeout_hint = timeout_hint
@@ -295,7 +296,7 @@ class _Transport:
                                     timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
 
     def __repr__(self) -> str:
-        return f"_Transport({self.service} at {self.base_url})"
+        return f"_Transport({self.service} at {self.display_url})"
 
     def close(self) -> None:
         self._client.close()
@@ -316,13 +317,14 @@ class _Transport:
             try:
                 resp = self._client.request(method, path, json=payload, headers=headers)
             except httpx.ConnectTimeout:
-                last = f"no connection to {self.base_url} within the connect timeout"
+                last = f"no connection to {self.display_url} within the connect timeout"
             except httpx.TimeoutException:
                 raise RemoteServiceError(
-                    f"{self.service} at {self.base_url} did not answer {method} {path} within {self.timeout_s:g} s; "
+                    f"{self.service} at {self.display_url} did not answer {method} {path} within {self.timeout_s:g} s; "
                     f"{self._timeout_hint}") from None
             except httpx.TransportError as exc:
-                last = f"cannot reach {self.base_url} ({type(exc).__name__}: {self.redact(str(exc))[:_BODY_SNIPPET]})"
+                reason = self.redact(str(exc))[:_BODY_SNIPPET]
+                last = f"cannot reach {self.display_url} ({type(exc).__name__}: {reason})"
             else:
                 if resp.status_code == 200:
                     return self._json(resp, path)
@@ -343,7 +345,8 @@ class _Transport:
             self._sleep(wait)
         raise RemoteServiceError(
             f"{self.service} {method} {path} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {last}. "
-            f"Check that {self.service} at {self.base_url} is up, then try again (retries: PPLX_DEMO_REMOTE_RETRIES)")
+            f"Check that {self.service} at {self.display_url} is up, then try again "
+            "(retries: PPLX_DEMO_REMOTE_RETRIES)")
 
     def _json(self, resp: httpx.Response, path: str) -> Any:
         try:
@@ -351,7 +354,7 @@ class _Transport:
         except ValueError:
             snippet = self.redact(resp.text[:80])
             raise RemoteServiceError(f"{self.service} answered {path} with a body that is not JSON "
-                                     f"(starts {snippet!r}); is {self.base_url} really {self.service}?") from None
+                                     f"(starts {snippet!r}); is {self.display_url} really {self.service}?") from None
 
     def _detail(self, resp: httpx.Response) -> str:
         """': <the server's own error text>' (redacted, shortened), or ''."""
@@ -378,13 +381,13 @@ class _Transport:
         code, detail = resp.status_code, self._detail(resp)
         if code in (401, 403):
             if self.service == "TEI":
-                return ModelUnavailable(f"TEI at {self.base_url} refused the request (HTTP {code}{detail}): it needs "
-                                        "a valid token; set PPLX_DEMO_TEI_API_KEY")
+                return ModelUnavailable(f"TEI at {self.display_url} refused the request (HTTP {code}{detail}): it "
+                                        "needs a valid token; set PPLX_DEMO_TEI_API_KEY")
             return ModelUnavailable(f"the Perplexity API refused the API key (HTTP {code}{detail}): set PPLX_API_KEY "
                                     "to a valid key (https://www.perplexity.ai/account/api/keys)")
         if code == 404:
             return ModelUnavailable(f"{self.service} answered 404 Not Found for {path}{detail}: check the base URL "
-                                    f"{self.base_url} and the model name")
+                                    f"{self.display_url} and the model name")
         if 300 <= code < 400:
             return RemoteServiceError(f"{self.service} redirected {path} (HTTP {code}) to "
                                       f"{resp.headers.get('Location', '?')}; set the final URL instead")
@@ -428,7 +431,7 @@ class RemoteEncoder:
         self._tok_lock = threading.Lock()  # fast tokenizers are not safe to call from several threads at once
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(model_key={self.model_key!r}, url={self._transport.base_url!r}, "
+        return (f"{type(self).__name__}(model_key={self.model_key!r}, url={self._transport.display_url!r}, "
                 f"dim={self.dim}, {self.float_view_label!r})")
 
     def close(self) -> None:
@@ -563,7 +566,7 @@ class TEIEncoder(RemoteEncoder):
                                sleep=sleep, rng=rng)
         try:
             info = transport.request("GET", "/info")
-            self.info = self._check_info(info, model, spec, transport.base_url)
+            self.info = self._check_info(info, model, spec, transport.display_url)
         except BaseException:
             transport.close()
             raise
