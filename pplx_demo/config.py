@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pplx_demo.errors import DemoError
@@ -84,6 +84,26 @@ class Settings:
     heavy_concurrency: int = 1
     # search
     kernels: str = "auto"  # int8 / Hamming scan kernels: "auto" (numba when importable), "numpy" or "numba"
+    # remote embedders (pplx_demo/models/remote.py): a Text Embeddings Inference server and the Perplexity API
+    tei_url: str = ""  # base URL of a TEI server, e.g. http://127.0.0.1:8080; empty = no TEI
+    tei_model: str = "perplexity-ai/pplx-embed-v1-0.6b"  # the model the TEI must serve (checked against /info)
+    tei_api_key: str = field(default="", repr=False)  # bearer token for a TEI behind auth; never shown or logged
+    tei_truncate: bool = True  # let TEI cut inputs over its max_input_length (counted in EncodeStats)
+    tei_max_inputs: int = 32  # inputs per request (also capped by the server's max_client_batch_size)
+    tei_max_request_chars: int = 500_000  # characters per request: < TEI's default 2 MB payload at 4 bytes/char
+    pplx_api_key: str = field(default="", repr=False)  # Perplexity API key (env PPLX_API_KEY); never shown or logged
+    pplx_api_base_url: str = "https://api.perplexity.ai"
+    pplx_api_dimensions: int = 0  # Matryoshka size requested from the API (128..model size); 0 = full size
+    pplx_api_max_inputs: int = 512  # texts (or documents, contextual) per request: the API's documented maximum
+    pplx_api_max_chunks: int = 16_000  # chunks per contextual request: the API's documented maximum
+    pplx_api_max_request_tokens: int = 120_000  # tokens per request: the API's documented maximum
+    pplx_api_max_input_tokens: int = 32_000  # tokens per input (or per contextual document): the API's "32K"
+    pplx_api_max_request_chars: int = 2_000_000  # characters per request (a guard when token counts are estimates)
+    remote_timeout_s: float = 60.0  # read/write timeout of one request to a remote embedder
+    remote_connect_timeout_s: float = 5.0
+    remote_retries: int = 4  # retries after the first attempt on 429, 5xx and connection errors
+    remote_backoff_s: float = 0.5  # first retry waits about this long (doubling, with jitter)
+    remote_max_wait_s: float = 30.0  # longest single wait, Retry-After included; a longer Retry-After fails at once
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -116,4 +136,24 @@ class Settings:
             private_corpus_idle_s=_int("PPLX_DEMO_PRIVATE_IDLE_S", d.private_corpus_idle_s),
             heavy_concurrency=_int("PPLX_DEMO_HEAVY_CONCURRENCY", d.heavy_concurrency),
             kernels=_choice("PPLX_DEMO_KERNELS", d.kernels, ("auto", "numpy", "numba")),
+            # remote embedders
+            tei_url=(os.environ.get("PPLX_DEMO_TEI_URL") or d.tei_url).strip(),
+            tei_model=(os.environ.get("PPLX_DEMO_TEI_MODEL") or d.tei_model).strip(),
+            tei_api_key=(os.environ.get("PPLX_DEMO_TEI_API_KEY") or "").strip(),
+            tei_truncate=_bool("PPLX_DEMO_TEI_TRUNCATE", d.tei_truncate),
+            tei_max_inputs=_int("PPLX_DEMO_TEI_MAX_INPUTS", d.tei_max_inputs),
+            tei_max_request_chars=_int("PPLX_DEMO_TEI_MAX_REQUEST_CHARS", d.tei_max_request_chars),
+            pplx_api_key=(os.environ.get("PPLX_API_KEY") or "").strip(),
+            pplx_api_base_url=(os.environ.get("PPLX_DEMO_PPLX_API_URL") or d.pplx_api_base_url).strip(),
+            pplx_api_dimensions=_int("PPLX_DEMO_PPLX_API_DIMENSIONS", d.pplx_api_dimensions),
+            pplx_api_max_inputs=_int("PPLX_DEMO_PPLX_API_MAX_INPUTS", d.pplx_api_max_inputs),
+            pplx_api_max_chunks=_int("PPLX_DEMO_PPLX_API_MAX_CHUNKS", d.pplx_api_max_chunks),
+            pplx_api_max_request_tokens=_int("PPLX_DEMO_PPLX_API_MAX_REQUEST_TOKENS", d.pplx_api_max_request_tokens),
+            pplx_api_max_input_tokens=_int("PPLX_DEMO_PPLX_API_MAX_INPUT_TOKENS", d.pplx_api_max_input_tokens),
+            pplx_api_max_request_chars=_int("PPLX_DEMO_PPLX_API_MAX_REQUEST_CHARS", d.pplx_api_max_request_chars),
+            remote_timeout_s=_float("PPLX_DEMO_REMOTE_TIMEOUT_S", d.remote_timeout_s),
+            remote_connect_timeout_s=_float("PPLX_DEMO_REMOTE_CONNECT_TIMEOUT_S", d.remote_connect_timeout_s),
+            remote_retries=_int("PPLX_DEMO_REMOTE_RETRIES", d.remote_retries),
+            remote_backoff_s=_float("PPLX_DEMO_REMOTE_BACKOFF_S", d.remote_backoff_s),
+            remote_max_wait_s=_float("PPLX_DEMO_REMOTE_MAX_WAIT_S", d.remote_max_wait_s),
         )
