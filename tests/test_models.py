@@ -514,6 +514,19 @@ def test_4b_head_geometry_matches_the_reference(four_b_geometry_dir):
         assert float(vec @ ref / np.linalg.norm(vec) / np.linalg.norm(ref)) >= 0.99999
 
 
+def test_4b_head_geometry_onnx_export_equals_torch(four_b_geometry_dir, tmp_path):
+    from pplx_demo.models import export_onnx
+
+    settings = _settings(onnx_dir=tmp_path / "onnx", onnx_auto_export=False)
+    result = export_onnx(str(four_b_geometry_dir), None, settings=settings)
+    assert result.fp32_min_cosine >= 0.99999
+    torch_enc = load_encoder(str(four_b_geometry_dir), settings=settings)
+    onnx_enc = load_encoder(str(four_b_geometry_dir), settings=settings, runtime="onnx")
+    a, b = onnx_enc.encode(TEXTS), torch_enc.encode(TEXTS)
+    assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() >= 0.99999
+    np.testing.assert_allclose(a, b, atol=2e-4, rtol=0)
+
+
 # -- the stand-in's supply chain ------------------------------------------------------------------
 
 def test_the_installed_stand_in_matches_the_official_hashes():
