@@ -266,7 +266,7 @@ def _quantize_int8(fp32: Path, int8: Path) -> None:
     try:
         int8.unlink(missing_ok=True)
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         use_external_data_format=fp32.stat().st_size + _data_size(fp32) > 8 * 2**30)
+                         use_external_data_format=fp32.stat().st_size + _data_size(fp32) > 6 * 2**30)
     finally:
         root.setLevel(level)
 

@@ -40,11 +40,6 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.dev
                                                                          else torch.float32)
 
 
-def pick_device(preference: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """Deprecated name of `resolve_device` (kept for callers outside models/)."""
-    return resolve_device(preference, dtype)
-
-
 class TokenStatesModule(torch.nn.Module):
     """(input_ids, attention_mask) -> (final token states, masked mean over real tokens in float32).
 
