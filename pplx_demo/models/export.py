@@ -102,8 +102,9 @@ def _weights_bytes(folder: Path) -> int:
 
 
 def export_memory_estimate(folder: Path) -> int:
-    """Peak bytes an export of `folder` needs: the torch model, the traced graph and the ONNX proto, ~3x weights."""
-    return 3 * _weights_bytes(folder) + (1 << 30)
+    """Peak bytes an export of `folder` needs: the torch model, the traced graph and the ONNX proto (measured:
+    7.8 GB peak for the 0.6B's 2.2 GB of weights, 3.5x)."""
+    return int(3.5 * _weights_bytes(folder)) + (1 << 29)
 
 
 _export_locks: dict[str, threading.Lock] = {}
