@@ -54,8 +54,8 @@ def get_encoder(model_key: str, variant: str | None = None, runtime: Runtime = "
 def load_encoder(key_or_path: str, variant: str | None = None, settings: Settings | None = None,
                  runtime: Runtime = "torch") -> Encoder:
     """Shim: load an encoder (settings from the environment when not given). New code: `ModelHub.load`."""
-    return _hub.load_encoder(key_or_path, variant, settings if settings is not None else Settings.from_env(),  # type: ignore[arg-type]
-                             runtime)
+    resolved = settings if settings is not None else Settings.from_env()
+    return _hub.load_encoder(key_or_path, variant, resolved, runtime)  # type: ignore[arg-type]
 
 
 def availability(key: str, settings: Settings | None = None, *, check_hub: bool = True) -> Availability:

@@ -78,10 +78,10 @@ def load_encoder(key_or_path: str, variant: Variant | None, settings: Settings, 
     if runtime not in RUNTIMES:
         raise ModelUnavailable(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     if runtime == "torch":
-        device, dtype = resolve_device(settings.device, settings.dtype)  # fp16 / bf16-on-CPU refused before loading
+        device, _ = resolve_device(settings.device, settings.dtype)  # fp16 / bf16-on-CPU refused before loading
     else:
         _check_onnx_settings(settings)
-        device, dtype = None, None
+        device = None
     folder, spec, model_key = resolve_folder(key_or_path, settings, runtime)
     raw = read_config(folder)
     kind = model_kind(raw, folder)  # refuses causal Qwen3 folders and unknown model types
