@@ -83,6 +83,11 @@ class Settings:
     private_corpus_idle_s: int = 3600
     heavy_concurrency: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    # crawler: link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254,
+    # 100.100.100.200, ...) stay refused even with allow_private_addresses unless this is set too
+    allow_link_local_addresses: bool = False
+    # uploads: wall-clock seconds one file may take to parse in the worker process before it is refused
+    parse_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -114,4 +119,8 @@ class Settings:
             crawl_delay_s=_float("PPLX_DEMO_CRAWL_DELAY_S", d.crawl_delay_s),
             private_corpus_idle_s=_int("PPLX_DEMO_PRIVATE_IDLE_S", d.private_corpus_idle_s),
             heavy_concurrency=_int("PPLX_DEMO_HEAVY_CONCURRENCY", d.heavy_concurrency),
+            # crawler: opens link-local / metadata addresses (never implied by PPLX_DEMO_ALLOW_PRIVATE)
+            allow_link_local_addresses=_bool("PPLX_DEMO_ALLOW_LINK_LOCAL", d.allow_link_local_addresses),
+            # uploads: per-file parse time limit of the isolated parser (load_files_isolated)
+            parse_timeout_s=_float("PPLX_DEMO_PARSE_TIMEOUT_S", d.parse_timeout_s),
         )
