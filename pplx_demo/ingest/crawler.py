@@ -411,8 +411,7 @@ class _Crawler:
         self.next_time: dict[str, float] = {}
         self.total_bytes = 0
         self.over_total = False
-        self.parser = ParseWorker(options.settings.parse_timeout_s)
-        self.parser.start_in_background()  # ~1 s of imports, overlapping robots.txt and the first fetch
+        self.parser = ParseWorker(options.settings.parse_timeout_s)  # started by the first page worth parsing
         # The clock starts once the client exists: building TLS contexts can take a loaded machine ~0.5 s.
         self.deadline = time.monotonic() + options.max_seconds
 
@@ -572,6 +571,7 @@ class _Crawler:
                     if kind is None:
                         page.skipped = f"unsupported content type {response.headers.get('content-type', '?')!r}"
                         return page
+                    self.parser.start_in_background()  # ~1 s of imports, overlapping the body download
                     body = self._read_limited(response, self.options.max_page_bytes, count_total=True)
                     charset = response.charset_encoding
                     break

@@ -918,6 +918,14 @@ def _stream_object(name: str, cursor: JsonCursor, sink: _Sink) -> None:
             streamed = True
             continue
         wanted = _find_field((key,), TEXT_FIELDS + TITLE_FIELDS + ID_FIELDS) is not None
+        if kind == "{" and all_objects and not mapping.room and staged.docs:
+            # A corpus mapping at the document limit: stop reading (the rest cannot be loaded anyway).
+            mapping.finish()
+            staged.commit(sink)
+            sink.stop(f"stopped before record {index} (character {cursor.pos:,} of {len(cursor.text):,}); "
+                      "the rest of the file was not read")
+            cursor.pos = len(cursor.text)
+            return
         if kind == "{" and all_objects and mapping.room:
             value = _value_or_skip(cursor, mapping, index)
             if isinstance(value, dict):

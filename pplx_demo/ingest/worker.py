@@ -67,6 +67,7 @@ class ParseWorker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._finalizer: weakref.finalize | None = None
+        self._background_start = False
 
     def __enter__(self) -> "ParseWorker":
         return self
@@ -75,7 +76,11 @@ class ParseWorker:
         self.close()
 
     def start_in_background(self) -> None:
-        """Start the process now on a thread (the first `call` waits for it): start-up overlaps other work."""
+        """Start the process now on a thread (the first `call` waits for it): start-up overlaps other work.
+        Does nothing when it is running or being started."""
+        if self._background_start or (self._proc is not None and self._proc.poll() is None):
+            return
+        self._background_start = True
 
         def start() -> None:
             with self._lock:
@@ -83,6 +88,8 @@ class ParseWorker:
                     self._ensure_started()
                 except DemoError:
                     pass  # the first call tries again and reports it
+                finally:
+                    self._background_start = False
 
         threading.Thread(target=start, name="parse-worker-start", daemon=True).start()
 
