@@ -282,6 +282,7 @@ def test_ssrf_guard_refuses_loopback_without_opt_in(site):
     assert not report.documents and not report.fetched
     reason = _reason(report.skipped, site + "/")
     assert reason.startswith("blocked:") and "loopback" in reason
+    assert report.hints[site + "/"] == ("PPLX_DEMO_ALLOW_PRIVATE", "--allow-private")
     assert _Handler.requests == []  # refused before any connection, robots.txt included
     opted_in = crawl([site + "/a.html"], _options(private_allowlist=(), allow_private=True, max_depth=0))
     assert [d.title for d in opted_in.documents] == ["Page A"]
@@ -465,6 +466,7 @@ def test_allow_private_never_opens_link_local_or_metadata_addresses(url, kind, d
     reason = _reason(report.skipped, normalise_url(url))
     assert reason.startswith("blocked:") and kind in reason and "PPLX_DEMO_ALLOW_LINK_LOCAL" in reason
     assert "--allow" not in reason  # front-end wording is the front ends' job
+    assert report.hints == {normalise_url(url): ("PPLX_DEMO_ALLOW_LINK_LOCAL", None)}
     assert dialled == []  # refused before connecting (robots.txt included)
 
 

@@ -113,6 +113,9 @@ class CrawlReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why the crawl ended early (a limit), None when the frontier emptied
+    # URL -> (setting, cli_flag) that would have let the crawl fetch it (blocked addresses), so each
+    # front end can word the hint itself ("(--allow-private)" / "the server setting ...").
+    hints: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def summary_lines(self, max_lines: int = 20) -> list[str]:
         """One line of totals, the early-stop reason, then skipped / failed URLs with reasons."""
@@ -381,6 +384,7 @@ class _Page:
     links: list[str] = field(default_factory=list)
     skipped: str | None = None
     failed: str | None = None
+    hint: tuple[str | None, str | None] | None = None  # (setting, cli_flag) that would allow it
 
 
 class _Crawler:
@@ -580,6 +584,7 @@ class _Crawler:
             raise
         except BlockedAddress as exc:
             page.skipped = f"blocked: {exc} ({exc.setting}=1)"
+            page.hint = (exc.setting, exc.cli_flag)
         except _RobotsUnreachable as exc:
             page.failed = str(exc)
         except _TooLarge as exc:
@@ -877,6 +882,8 @@ def _record(
         return
     if page.skipped:
         report.skipped.append((page.url, page.skipped))
+        if page.hint is not None:
+            report.hints[page.url] = page.hint
         return
     report.fetched.append(page.final_url or page.url)
     doc = page.document
