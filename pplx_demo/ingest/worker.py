@@ -12,7 +12,7 @@ not used because they re-import the parent's `__main__` in the child: for `pytho
 gradio and torch, seconds and hundreds of MB per worker. The pipe is a multiprocessing
 `Connection` (socketpair) whose child end the worker inherits; Documents and Rejections travel
 pickled. Start-up costs one interpreter plus the parser imports, done before the first file so
-the time limit measures parsing only (about 1 s on a 2-core machine, ~150 MB resident, mostly
+the time limit measures parsing only (about 1 s on a 2-core machine, ~85 MB resident, mostly
 trafilatura and numpy). POSIX only (`pass_fds`).
 """
 
