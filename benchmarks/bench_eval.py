@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pplx_demo.evaluate.bm25 import bm25_run  # noqa: E402
-from pplx_demo.evaluate.cli import contextual_demo_lines  # noqa: E402
+from pplx_demo.cli.eval import contextual_demo_lines  # noqa: E402
 from pplx_demo.evaluate.contextual import DEMO_QUERIES, contextual_demo  # noqa: E402
 from pplx_demo.evaluate.datasets import RetrievalDataset, default_xquad_root, load_xquad  # noqa: E402
 from pplx_demo.evaluate.metrics import METRICS, evaluate_run  # noqa: E402
@@ -48,7 +48,9 @@ from pplx_demo.evaluate.reproduction import (  # noqa: E402
 )
 from pplx_demo.evaluate.runner import run_evaluation, run_variant_pair, store_dataset  # noqa: E402
 from pplx_demo.index import IndexConfig  # noqa: E402
-from pplx_demo.models import get_encoder  # noqa: E402
+from pplx_demo.config import Settings  # noqa: E402
+from pplx_demo.embedding import embed_corpus  # noqa: E402
+from pplx_demo.models import ModelHub  # noqa: E402
 from pplx_demo.store import Store  # noqa: E402
 
 RETENTION_CONFIGS = [
@@ -131,7 +133,8 @@ def main() -> int:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     store = Store(args.db)
-    encoder = get_encoder("minilm-l6", "standard")
+    hub = ModelHub(Settings.from_env())  # this script is an entry point: settings read once, here
+    encoder = hub.get("minilm-l6", "standard")
     rows: list[ReproductionRow] = []
     extra: dict = {"st_reference": {}, "retention": {}, "bm25_language_stemmer": {}, "diagnostics": {},
                    "late_chunking": {}, "contextual_demo": {}, "over_token_cap": {}}
@@ -139,7 +142,8 @@ def main() -> int:
 
     for lang in langs:
         ds = load_xquad(lang)
-        report = run_evaluation(store, ds, "minilm-l6", "standard", RETENTION_CONFIGS, bm25=True, bm25_language=lang)
+        report = run_evaluation(store, ds, "minilm-l6", "standard", RETENTION_CONFIGS, bm25=True, bm25_language=lang,
+                                encoder_loader=hub.get)
         f32 = report.results[0]
         published = PUBLISHED_XQUAD_NDCG10["all-MiniLM-L6-v2"].get(lang)
         if published is not None:
@@ -179,7 +183,7 @@ def main() -> int:
         diag["raw_questions_bm25"] = pct(evaluate_run(bm25_run(raw, language="en"), raw.qrels)["ndcg@10"])
         diag["max_seq_length_512_minilm"] = round(st_ndcg(st_model(512), en), 2)
         corpus_id, queries_id = store_dataset(store, en, encoder, None)
-        dm, qm = store.embeddings(corpus_id, encoder), store.embeddings(queries_id, encoder)
+        dm, qm = embed_corpus(store, corpus_id, encoder), embed_corpus(store, queries_id, encoder)
         dids = [x for x in store.chunk_table(corpus_id).external_ids]
         qids = [x for x in store.chunk_table(queries_id).external_ids]
         diag["dot_product_unnormalised_minilm"] = pct(
@@ -190,7 +194,7 @@ def main() -> int:
         for lang in [x for x in ("en", "de") if x in langs]:
             ds = load_xquad(lang)
             standard, contextual = run_variant_pair(store, ds, "minilm-l6", [IndexConfig("float32"), IndexConfig("binary")],
-                                                    chunking=(64, 0), bm25=False)
+                                                    chunking=(64, 0), bm25=False, encoder_loader=hub.get)
             extra["late_chunking"][lang] = {
                 "chunking": [64, 0], "n_chunks": standard.n_chunks,
                 "independent": {r.config.precision: pct(r.metrics["ndcg@10"]) for r in standard.results},
@@ -200,7 +204,7 @@ def main() -> int:
 
     # The built-in illustrative article, exactly as `python -m pplx_demo contextual-demo --query Q` prints it.
     for query in DEMO_QUERIES:
-        demo = contextual_demo(store, "minilm-l6", query)
+        demo = contextual_demo(store, "minilm-l6", query, encoder_loader=hub.get)
         extra["contextual_demo"][query] = [
             {"order": c.order, "text": c.text, "independent_rank": c.standard_rank,
              "late_chunking_rank": c.contextual_rank} for c in demo.chunks]

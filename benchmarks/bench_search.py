@@ -141,7 +141,8 @@ def main() -> None:
         numba_version = numba.__version__
     except ImportError:
         numba_version = "not importable"
-    requested = args.kernels or os.environ.get("PPLX_DEMO_KERNELS") or "auto"
+    requested = args.kernels or os.environ.get("PPLX_DEMO_KERNELS") or "auto"  # an entry point: reads the setting
+    args.kernels = requested
     print(f"# numba {numba_version}; kernels requested: {requested}")
     print(f"# n={args.n} dim={args.dim} k={args.k} batch={args.batch} repeat>={args.repeat} "
           f"min-seconds={args.min_seconds}\n")

@@ -116,6 +116,11 @@ class Settings:
     onnx_dir: Path = DATA_DIR / "onnx"  # PPLX_DEMO_ONNX_DIR: our ONNX exports, one folder per model and weights
     onnx_auto_export: bool = True  # PPLX_DEMO_ONNX_AUTO_EXPORT: export on first use (logged); off: refuse, say how
     onnx_threads: int = 0  # PPLX_DEMO_ONNX_THREADS: ONNX Runtime intra-op threads (0: one per physical core)
+    # crawler: link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254,
+    # 100.100.100.200, ...) stay refused even with allow_private_addresses unless this is set too
+    allow_link_local_addresses: bool = False
+    # uploads: wall-clock seconds one file may take to parse in the worker process before it is refused
+    parse_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -176,6 +181,10 @@ class Settings:
             onnx_dir=_path("PPLX_DEMO_ONNX_DIR", d.onnx_dir) or d.onnx_dir,
             onnx_auto_export=_bool("PPLX_DEMO_ONNX_AUTO_EXPORT", d.onnx_auto_export),
             onnx_threads=_int("PPLX_DEMO_ONNX_THREADS", d.onnx_threads),
+            # crawler: opens link-local / metadata addresses (never implied by PPLX_DEMO_ALLOW_PRIVATE)
+            allow_link_local_addresses=_bool("PPLX_DEMO_ALLOW_LINK_LOCAL", d.allow_link_local_addresses),
+            # uploads: per-file parse time limit of the isolated parser (load_files_isolated)
+            parse_timeout_s=_float("PPLX_DEMO_PARSE_TIMEOUT_S", d.parse_timeout_s),
         )
 
 

@@ -21,7 +21,8 @@ from typing import Any
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.embedding import embed_corpus
 from pplx_demo.errors import Cancelled, DemoError
-from pplx_demo.ingest.chunking import chunk_text, default_chunking, encoder_token_budget, validate_chunking
+from pplx_demo.ingest.chunking import chunk_text, encoder_token_budget, validate_chunking
+from pplx_demo.models.registry import default_chunking
 from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, STARTER_LANGUAGES, starter_documents
 from pplx_demo.stats import CorpusStats, corpus_stats, document_language
 from pplx_demo.store import CorpusInfo, Store

@@ -39,14 +39,14 @@ def tiny_pplx_context_dir(tmp_path_factory, qwen_tokenizer_json) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_pplx(tiny_pplx_dir):
-    from pplx_demo.models import load_encoder
+    from model_loading import load_encoder
 
     return load_encoder(str(tiny_pplx_dir))
 
 
 @pytest.fixture(scope="session")
 def tiny_pplx_context(tiny_pplx_context_dir):
-    from pplx_demo.models import load_encoder
+    from model_loading import load_encoder
 
     return load_encoder(str(tiny_pplx_context_dir))
 
@@ -54,13 +54,13 @@ def tiny_pplx_context(tiny_pplx_context_dir):
 @pytest.fixture(scope="session")
 def minilm():
     """The real offline stand-in (all-MiniLM-L6-v2 from PyPI)."""
-    from pplx_demo.models import get_encoder
+    from model_loading import get_encoder
 
     return get_encoder("minilm-l6", None)
 
 
 @pytest.fixture(scope="session")
 def minilm_contextual():
-    from pplx_demo.models import get_encoder
+    from model_loading import get_encoder
 
     return get_encoder("minilm-l6", "contextual")

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from pplx_demo.errors import DemoError
-from pplx_demo.ingest.chunking import chunk_text, default_chunking, encoder_token_budget, validate_chunking
+from pplx_demo.ingest.chunking import chunk_text, encoder_token_budget, validate_chunking
+from pplx_demo.models.registry import default_chunking
 from pplx_demo.ingest.sample import sample_documents
 
 

@@ -80,7 +80,7 @@ def test_text_output_and_options_after_the_command(capsys, db, files):
 
 
 def test_sample_is_the_apps_starter_and_full_is_another_corpus(capsys, db):
-    from pplx_demo.ingest.chunking import default_chunking
+    from pplx_demo.models.registry import default_chunking
     from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, starter_documents
 
     payload = run_json(capsys, "--db", db, "sample")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -12,7 +13,9 @@ from pplx_demo.cli import main
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
 from pplx_demo.cli.eval import report_lines
-from pplx_demo.evaluate.contextual import contextual_demo, illustrative_document
+from pplx_demo.evaluate import contextual as contextual_module
+from pplx_demo.evaluate import runner
+from pplx_demo.evaluate.contextual import illustrative_document
 from pplx_demo.evaluate.datasets import RetrievalDataset, load_beir
 from pplx_demo.evaluate.metrics import evaluate_run
 from pplx_demo.evaluate.reproduction import Reproduction, ReproductionRow, load_reproduction
@@ -23,13 +26,16 @@ from pplx_demo.evaluate.runner import (
     pareto_frontier,
     report_json,
     report_rows,
-    run_corpus_evaluation,
-    run_evaluation,
-    run_variant_pair,
 )
 from pplx_demo.index import IndexConfig, QuantizedIndex
-from pplx_demo.models import get_encoder
+from model_loading import get_encoder
 from pplx_demo.store import Store
+
+# The test process is the entry point: its model hub loads the encoders every call uses.
+run_evaluation = functools.partial(runner.run_evaluation, encoder_loader=get_encoder)
+run_variant_pair = functools.partial(runner.run_variant_pair, encoder_loader=get_encoder)
+run_corpus_evaluation = functools.partial(runner.run_corpus_evaluation, encoder_loader=get_encoder)
+contextual_demo = functools.partial(contextual_module.contextual_demo, encoder_loader=get_encoder)
 
 DOCS = {
     "d01": ("Volcanoes", "A volcano erupts when molten rock called magma rises through the crust and escapes as lava."),

@@ -298,7 +298,10 @@ def test_document_count_limit():
     data = "\n".join(json.dumps({"text": f"t{i}"}) for i in range(10)).encode()
     report = load_bytes("many.jsonl", data, replace(SETTINGS, max_documents=4))
     assert len(report.documents) == 4
-    assert "6 more documents not loaded" in report.rejected[0].reason
+    # Reading stops at the limit: the rest of the file is not parsed, and the rejection says how much.
+    assert [r.name for r in report.rejected] == ["many.jsonl"]
+    assert "PPLX_DEMO_MAX_DOCUMENTS" in report.rejected[0].reason
+    assert "6 more lines not read" in report.rejected[0].reason
 
 
 def test_broken_files_never_stop_the_good_ones(tmp_path):

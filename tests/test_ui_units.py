@@ -392,20 +392,19 @@ def test_a_corpus_named_instead_of_numbered_is_unknown(bare_studio):
         bare_studio._corpus_for("api notes", "s-owner")
 
 
-def test_chunk_sliders_end_at_what_a_pplx_model_reads_here(bare_studio, tiny_pplx_dir, monkeypatch):
+def test_chunk_sliders_end_at_what_a_pplx_model_reads_here(tmp_path, tiny_pplx_dir):
     """For a pplx-layout model the limit is its window on this device (capped by the settings)
     minus the special tokens its tokenizer adds; the stand-in's is 254."""
-    import pplx_demo.models as models
+    from pplx_demo.config import Settings
     from pplx_demo.ingest.chunking import encoder_token_budget
+    from pplx_demo.ui.studio import Studio
 
-    monkeypatch.setenv("PPLX_DEMO_MODEL_PPLX_EMBED_V1_0_6B", str(tiny_pplx_dir))
-    key = ("pplx-embed-v1-0.6b", None)
-    try:
-        size, overlap, budget = bare_studio.chunking_for("0.6B", "standard")
-        enc = models.get_encoder(*key)
-        assert budget == encoder_token_budget(enc) and budget <= bare_studio.settings.max_tokens_cpu
-        assert (size, overlap) == (512, 64) and overlap < size <= budget
-        chunk, _ = bare_studio.chunk_sliders("0.6B", "standard")
-        assert chunk["maximum"] == budget
-    finally:
-        models._cache.pop(key, None)  # the tiny checkpoint must not stand in for the real key later
+    settings = dataclasses.replace(Settings.from_env(), db_path=tmp_path / "studio.duckdb",
+                                   model_folders={"PPLX_EMBED_V1_0_6B": tiny_pplx_dir})
+    studio = Studio(settings)
+    size, overlap, budget = studio.chunking_for("0.6B", "standard")
+    enc = studio.models.get("pplx-embed-v1-0.6b")
+    assert budget == encoder_token_budget(enc) and budget <= settings.max_tokens_cpu
+    assert (size, overlap) == (512, 64) and overlap < size <= budget
+    chunk, _ = studio.chunk_sliders("0.6B", "standard")
+    assert chunk["maximum"] == budget

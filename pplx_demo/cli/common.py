@@ -40,6 +40,7 @@ class Context:
     json: bool = False
     show_progress: bool = True
     _store: Any = None
+    _models: Any = None
 
     @property
     def store(self) -> Any:
@@ -57,11 +58,13 @@ class Context:
                             cli_flag="--db")
         return self.store
 
-    def encoder(self, model_key: str, variant: str | None = None) -> Any:
-        """The encoder for a model key (or folder) and variant, loaded once per process."""
-        from pplx_demo.models import get_encoder  # noqa: PLC0415 - torch loads only when a command needs it
+    def encoder(self, model_key: str, variant: str | None = None, runtime: str = "torch") -> Any:
+        """The encoder for a model key (or folder), variant and runtime, loaded once per run."""
+        if self._models is None:
+            from pplx_demo.models import ModelHub  # noqa: PLC0415 - torch loads only when a command needs it
 
-        return get_encoder(model_key, variant)
+            self._models = ModelHub(self.settings)
+        return self._models.get(model_key, variant, runtime)
 
     def close(self) -> None:
         if self._store is not None:

@@ -140,10 +140,13 @@ def crawl(args: argparse.Namespace, ctx: Context) -> Output:
     if not report.documents:
         reasons = report.failed + report.skipped
         first = f" (first: {reasons[0][0]}: {reasons[0][1]})" if reasons else ""
-        raise DemoError(f"the crawl found no usable page{first}")
+        setting, flag = next(iter(report.hints.values()), (None, None))  # what would let a refused page in
+        raise DemoError(f"the crawl found no usable page{first}", setting=setting, cli_flag=flag)
     built = store_documents(ctx, args.corpus, existing, encoder, plan, report.documents, "crawl")
     out = stored_output(ctx, built, summary)
     out.lines += report.summary_lines()
+    out.notes += [f"{url}: refused; {flag or setting} would allow it" for url, (setting, flag) in report.hints.items()
+                  if flag or setting][:5]
     return out
 
 

@@ -112,19 +112,18 @@ def _cosines(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def contextual_demo(store: Store, model_key: str, query: str = DEFAULT_QUERY, *,
-                    encoder_loader: Callable[[str, str], Any] | None = None,
+                    encoder_loader: Callable[[str, str], Any],
                     path: Path | None = None) -> ContextualDemo:
     """Rank the article's sentences for `query` with independent chunks and with late chunking.
 
     The article is stored once as a shared corpus; its vectors come from the store's cache.
     """
     from pplx_demo.embedding import embed_corpus
-    from pplx_demo.evaluate.runner import EVAL_PREFIX, variant_keys
+    from pplx_demo.evaluate.runner import EVAL_PREFIX
+    from pplx_demo.models.registry import variant_keys
 
     if not isinstance(query, str) or not query.strip():
         raise DemoError("type a query first: the search text is empty")
-    if encoder_loader is None:
-        from pplx_demo.models import get_encoder as encoder_loader  # type: ignore[no-redef]
     standard_key, contextual_key = variant_keys(model_key)
     standard = encoder_loader(standard_key, "standard")
     contextual = encoder_loader(contextual_key, "contextual")

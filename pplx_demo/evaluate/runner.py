@@ -32,6 +32,7 @@ from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import RetrievalDataset
 from pplx_demo.evaluate.metrics import METRICS, evaluate_run, retention
 from pplx_demo.index import IndexConfig, QuantizedIndex
+from pplx_demo.models.registry import variant_keys
 from pplx_demo.store import Store
 
 Progress = Callable[[int, int], None]
@@ -334,17 +335,11 @@ def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: 
     return out
 
 
-def _load_encoder(model_key: str, variant: str | None) -> Any:
-    from pplx_demo.models import get_encoder
-
-    return get_encoder(model_key, variant)
-
-
 def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, variant: str | None,
                    configs: list[IndexConfig], *, doc_scoring: str = "max_chunk",
                    chunking: tuple[int, int] | None = None, progress: Progress | None = None,
                    bm25: bool = True, bm25_language: str | None = None, owner: str | None = None,
-                   encoder_loader: Callable[[str, str | None], Any] | None = None, kernels: str = "auto",
+                   encoder_loader: Callable[[str, str | None], Any], kernels: str = "auto",
                    cancel: Any = None) -> EvalReport:
     """Score every configuration on `dataset` from one set of cached float embeddings.
 
@@ -360,7 +355,7 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
         raise DemoError(f"dataset {dataset.name} needs documents and queries")
     if not dataset.judged_queries():
         raise DemoError(f"dataset {dataset.name} has no query with a relevant document; check the qrels ids")
-    encoder = (encoder_loader or _load_encoder)(model_key, variant)
+    encoder = encoder_loader(model_key, variant)
     if chunking is not None:
         from pplx_demo.ingest.chunking import validate_chunking
 
@@ -382,7 +377,7 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
 def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str], qrels: dict[str, dict[str, int]],
                           model_key: str, variant: str | None, configs: list[IndexConfig], *,
                           progress: Progress | None = None, owner: str | None = None,
-                          encoder_loader: Callable[[str, str | None], Any] | None = None, kernels: str = "auto",
+                          encoder_loader: Callable[[str, str | None], Any], kernels: str = "auto",
                           cancel: Any = None) -> EvalReport:
     """Evaluate a corpus already in the store with uploaded queries and qrels.
 
@@ -401,7 +396,7 @@ def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str],
     if not named & known:
         raise DemoError(f"none of the {len(named)} document ids in the qrels matches a document of corpus "
                         f"{info.name!r} (ids are compared with the documents' source ids or uris)")
-    encoder = (encoder_loader or _load_encoder)(model_key, variant)
+    encoder = encoder_loader(model_key, variant)
     qds = RetrievalDataset(name=f"{info.name} queries", corpus={}, queries=queries, qrels=judged)
     query_ids = list(queries)
     qtexts = [queries[q] for q in query_ids]
@@ -448,7 +443,7 @@ def _chunking_of(settings: dict | None) -> tuple[int, int] | None:
 def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, configs: list[IndexConfig], *,
                      chunking: tuple[int, int], progress: Progress | None = None, bm25: bool = True,
                      bm25_language: str | None = None, owner: str | None = None,
-                     encoder_loader: Callable[[str, str | None], Any] | None = None, kernels: str = "auto",
+                     encoder_loader: Callable[[str, str | None], Any], kernels: str = "auto",
                      cancel: Any = None) -> tuple[EvalReport, EvalReport]:
     """Independent chunks vs late chunking on the same corpus and the same chunks."""
     standard_key, contextual_key = variant_keys(model_key)
@@ -459,16 +454,6 @@ def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, co
     contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, bm25=False, **common)
     contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
     return standard, contextual
-
-
-def variant_keys(model_key: str) -> tuple[str, str]:
-    """(standard key, contextual key): pplx-embed sizes come as two models, other encoders as two variants."""
-    from pplx_demo.models.registry import MODELS, pplx_key
-
-    spec = MODELS.get(model_key)
-    if spec is not None and spec.is_pplx:
-        return pplx_key(spec.size_label, "standard"), pplx_key(spec.size_label, "contextual")
-    return model_key, model_key
 
 
 # --------------------------------------------------------------------------- reports as text / JSON

@@ -6,12 +6,13 @@ Every stage returns plain `Document` / `Chunk` records; nothing here touches the
 from pplx_demo.ingest.chunking import (
     chunk_documents,
     chunk_text,
-    default_chunking,
     encoder_token_budget,
     validate_chunking,
 )
 from pplx_demo.ingest.crawler import CrawlOptions, CrawlReport, address_problem, crawl
 from pplx_demo.ingest.formats import SUPPORTED_SUFFIXES, IngestReport, Rejection, load_bytes, load_files
+from pplx_demo.ingest.text import clean_text
+from pplx_demo.ingest.worker import ParseWorker, load_bytes_isolated, load_files_isolated
 from pplx_demo.ingest.sample import SAMPLE_CORPUS_NAME, sample_documents, sample_queries
 
 __all__ = [
@@ -20,15 +21,18 @@ __all__ = [
     "CrawlOptions",
     "CrawlReport",
     "IngestReport",
+    "ParseWorker",
     "Rejection",
     "address_problem",
     "chunk_documents",
     "chunk_text",
+    "clean_text",
     "crawl",
-    "default_chunking",
     "encoder_token_budget",
     "load_bytes",
+    "load_bytes_isolated",
     "load_files",
+    "load_files_isolated",
     "sample_documents",
     "sample_queries",
     "validate_chunking",

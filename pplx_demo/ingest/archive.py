@@ -6,6 +6,11 @@ refused; archives nested in archives are not opened (the caller refuses them) so
 cannot slip past the size accounting; `__MACOSX/`, `._*`, `.DS_Store` and `Thumbs.db` entries are
 ignored. An entry is read block by block and refused as soon as it outgrows its declared size
 or the caller's byte budget. Nothing is ever written to disk.
+
+Formats that are zips inside (.docx) get the same checks through `check_container`: there the
+format's own reader inflates the parts, so every entry is checked from the central directory
+before the reader sees the file, and one bad part refuses the file. (zipfile never inflates an
+entry past the size its central directory declares, so checking declared sizes bounds memory.)
 """
 
 from __future__ import annotations
@@ -41,6 +46,18 @@ def check_archive(archive: zipfile.ZipFile, settings: Settings, label: str) -> l
             f"{label} would unpack to {fmt_bytes(declared)}; the limit is "
             f"{fmt_bytes(settings.max_zip_uncompressed_bytes)} (PPLX_DEMO_MAX_ZIP_UNCOMPRESSED_BYTES; zip bomb?)"
         )
+    return entries
+
+
+def check_container(archive: zipfile.ZipFile, settings: Settings, label: str) -> list[zipfile.ZipInfo]:
+    """Every check a `.zip` upload gets, for a format that is a zip inside (.docx): the whole-archive
+    limits, then each entry's name, type, declared size and compression ratio. Raises UnusableInput
+    naming the first bad part; nothing is inflated."""
+    entries = check_archive(archive, settings, label)
+    for info in entries:
+        problem = entry_problem(info, settings)
+        if problem:
+            raise UnusableInput(f"{label} part {info.filename}: {problem}")
     return entries
 
 

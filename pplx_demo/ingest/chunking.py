@@ -28,37 +28,6 @@ _CJK_SENTENCE_END = "。！？"
 _CLOSERS = "\"'”’»)]}」』"
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
-# Default (chunk_tokens, overlap_tokens) per model family. The stand-in truncates at 256 tokens
-# including [CLS]/[SEP]; pplx reads 32K tokens but retrieval works best on passages of a few
-# hundred tokens (ConTEB / late-chunking papers use 256-512).
-_STANDIN_CHUNKING = (224, 32)
-_PPLX_CHUNKING = (512, 64)
-_CONTEXT_CHUNKING = (256, 0)  # contextual encoding supplies the context; overlap would repeat text
-
-
-def default_chunking(model_key: str, variant: str | None = None) -> tuple[int, int]:
-    """(chunk_tokens, overlap_tokens) suited to the model; the contextual variant gets no overlap.
-
-    `variant` defaults to the registry's variant for `model_key` (keys naming "context" are contextual).
-    """
-    spec = _spec(model_key)
-    key = (model_key or "").lower()
-    if variant is None:
-        variant = getattr(spec, "variant", None) or ("contextual" if "context" in key else "standard")
-    is_pplx = bool(getattr(spec, "is_pplx", False)) or "pplx" in key
-    tokens, overlap = _CONTEXT_CHUNKING if variant == "contextual" else (_PPLX_CHUNKING if is_pplx else _STANDIN_CHUNKING)
-    context = int(getattr(spec, "max_context", 0) or 0)
-    if context <= 0:
-        return tokens, overlap
-    if variant == "contextual":
-        # Several chunks must share one encoder window for late chunking to add any context.
-        return min(tokens, max(32, context // 4)), 0
-    limit = context - 8  # room for the special tokens the encoder adds ([CLS]/[SEP], ...)
-    if tokens > limit:
-        tokens, overlap = limit, min(overlap, limit // 8)
-    return tokens, overlap
-
-
 def encoder_token_budget(encoder: Any) -> int:
     """Content tokens the encoder reads per input: its window minus the framing tokens it adds."""
     layout = getattr(encoder, "layout", None)
@@ -84,15 +53,6 @@ def validate_chunking(chunk_tokens: int, overlap_tokens: int, encoder: Any) -> N
             f"Chunk overlap must be between 0 and {chunk_tokens - 1} tokens for chunks of {chunk_tokens} "
             f"(got overlap {overlap_tokens}); lower the overlap or raise the chunk size."
         )
-
-
-def _spec(model_key: str) -> object | None:
-    """The registry entry for `model_key`, or None (chunking works without the models package)."""
-    try:
-        from pplx_demo.models.registry import MODELS  # noqa: PLC0415
-    except ImportError:
-        return None
-    return MODELS.get(model_key)
 
 
 def chunk_text(text: str, tokenizer: Any, chunk_tokens: int, overlap_tokens: int) -> list[Chunk]:

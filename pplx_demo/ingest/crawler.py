@@ -1,10 +1,13 @@
 """A small, polite web crawler with a server-side request forgery (SSRF) guard.
 
-Polite: robots.txt honoured for the user agent `pplx-embed-studio`, a delay between requests to one
-host (robots.txt Crawl-delay when larger, capped), few connections, a user agent naming the app.
+Polite: robots.txt (parsed by protego: wildcards and `$` anchors as Google reads them) honoured for
+the user agent `pplx-embed-studio`; a 4xx robots.txt allows everything, a 5xx (or none reachable)
+closes the site (RFC 9309). A delay between requests to one host (robots.txt Crawl-delay when
+larger, capped), few connections, a user agent naming the app.
 Bounded: pages, depth, bytes per page (streamed; reading stops past the limit), total bytes, wall
-time, per-request timeouts, redirect hops. Scope: http/https only, the start hosts by default,
-an optional path prefix.
+time, per-request timeouts, redirect hops; a page's text obeys the upload limits (characters per
+document; HTML too large to be worth parsing is refused before parsing). Scope: http/https only,
+the start hosts by default, an optional path prefix. Every document is `clean_document`-ed.
 
 SSRF guard: every TCP connection (first request and every redirect hop, robots.txt included) goes
 through `_GuardedBackend`, which resolves the host once, refuses it if ANY address is loopback,
@@ -12,8 +15,11 @@ private, link-local, multicast, reserved, unspecified or otherwise not globally 
 IPv6 and IPv4-mapped / 6to4 forms), then connects to that validated address. TLS still verifies
 the certificate against, and sends SNI for, the host name. DNS rebinding cannot swap the address
 between the check and the connection. Proxies from the environment are ignored (trust_env=False),
-so no connection bypasses the guard. `allow_private=True` lifts the guard (local use, tests);
-`private_allowlist` lifts it for listed networks only.
+so no connection bypasses the guard. `allow_private=True` (PPLX_DEMO_ALLOW_PRIVATE) lifts the
+guard for local use, and `private_allowlist` for listed networks only, but neither opens
+link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254,
+100.100.100.200, 168.63.129.16, ... and their IPv4-mapped / compatible / 6to4 / NAT64 / Teredo
+forms): only `allow_link_local=True` (PPLX_DEMO_ALLOW_LINK_LOCAL) does.
 
 Why httpx: streaming bodies, separate connect/read timeouts and connection pooling come for free,
 and its transport layer (httpcore) lets the guard own the socket connect. Redirects are followed
@@ -33,14 +39,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
 
 import httpcore
 import httpx
+from protego import Protego
 
 from pplx_demo.config import Settings
 from pplx_demo.documents import Document
 from pplx_demo.errors import Cancelled, DemoError
+from pplx_demo.ingest.archive import UnusableInput
+from pplx_demo.ingest.text import clean_document
+from pplx_demo.ingest.worker import ParseStopped, ParseTimeout, ParseWorker, WorkerDied
 
 USER_AGENT = "pplx-embed-studio/0.1 (+demo)"
 _ROBOTS_MAX_BYTES = 500 * 1024  # what Google reads of a robots.txt
@@ -52,39 +61,44 @@ _TEXT_TYPES = ("text/plain", "text/markdown", "text/x-markdown")
 _PDF_TYPES = ("application/pdf", "application/x-pdf")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CrawlOptions:
-    """Limits and scope of one crawl; `CrawlOptions.from_settings` takes the defaults from Settings."""
+    """Limits and scope of one crawl. Build it with `CrawlOptions.from_settings`: the limits have no
+    defaults here, so they cannot drift from `Settings`; keyword overrides change one crawl."""
 
-    max_pages: int = 50
-    max_depth: int = 2
-    max_page_bytes: int = 5 * 1024 * 1024
-    max_total_bytes: int = 50 * 1024 * 1024
-    max_seconds: float = 120.0
-    timeout_s: float = 10.0
-    concurrency: int = 4
-    delay_s: float = 0.2
+    settings: Settings  # where the limits came from; page text obeys its upload limits too
+    max_pages: int
+    max_depth: int
+    max_page_bytes: int
+    max_total_bytes: int
+    max_seconds: float
+    timeout_s: float
+    concurrency: int
+    delay_s: float
+    allow_private: bool
+    allow_link_local: bool  # link-local / cloud-metadata addresses: never implied by allow_private
     same_host: bool = True
     path_prefix: str | None = None
-    allow_private: bool = False
     user_agent: str = USER_AGENT
     private_allowlist: tuple[str, ...] = ()  # networks allowed although private, e.g. ("127.0.0.1/32",)
     max_redirects: int = 5
     respect_robots: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> "CrawlOptions":
-        s = settings or Settings.from_env()
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "CrawlOptions":
+        """Options with every limit from `settings`; `overrides` that are not None replace fields."""
         values: dict[str, Any] = dict(
-            max_pages=s.crawl_max_pages,
-            max_depth=s.crawl_max_depth,
-            max_page_bytes=s.crawl_max_page_bytes,
-            max_total_bytes=s.crawl_max_total_bytes,
-            max_seconds=s.crawl_max_seconds,
-            timeout_s=s.crawl_timeout_s,
-            concurrency=s.crawl_concurrency,
-            delay_s=s.crawl_delay_s,
-            allow_private=s.allow_private_addresses,
+            settings=settings,
+            max_pages=settings.crawl_max_pages,
+            max_depth=settings.crawl_max_depth,
+            max_page_bytes=settings.crawl_max_page_bytes,
+            max_total_bytes=settings.crawl_max_total_bytes,
+            max_seconds=settings.crawl_max_seconds,
+            timeout_s=settings.crawl_timeout_s,
+            concurrency=settings.crawl_concurrency,
+            delay_s=settings.crawl_delay_s,
+            allow_private=settings.allow_private_addresses,
+            allow_link_local=settings.allow_link_local_addresses,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -99,6 +113,9 @@ class CrawlReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why the crawl ended early (a limit), None when the frontier emptied
+    # URL -> (setting, cli_flag) that would have let the crawl fetch it (blocked addresses), so each
+    # front end can word the hint itself ("(--allow-private)" / "the server setting ...").
+    hints: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def summary_lines(self, max_lines: int = 20) -> list[str]:
         """One line of totals, the early-stop reason, then skipped / failed URLs with reasons."""
@@ -156,14 +173,69 @@ def address_problem(address: str) -> str | None:
     return None
 
 
+# Link-local ranges: cloud metadata services (AWS, GCP, Azure, OCI, DigitalOcean, ECS tasks, ...) and
+# router / host-internal services answer here. Plus metadata addresses outside them.
+_LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+_METADATA = {
+    ipaddress.ip_address("fd00:ec2::254"): "AWS metadata (IPv6) address",
+    ipaddress.ip_address("100.100.100.200"): "Alibaba Cloud metadata address",
+    ipaddress.ip_address("168.63.129.16"): "Azure host services (WireServer) address",
+    ipaddress.ip_address("192.0.0.192"): "Oracle Cloud metadata address",
+}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_PRIVATE_SETTING = "PPLX_DEMO_ALLOW_PRIVATE"
+_LINK_LOCAL_SETTING = "PPLX_DEMO_ALLOW_LINK_LOCAL"
+
+
+def link_local_problem(address: str) -> str | None:
+    """Why `address` is a link-local or cloud-metadata address (also inside IPv4-mapped, IPv4-compatible,
+    6to4, NAT64 and Teredo IPv6 forms), or None. Allowing private addresses never opens these."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "not an IP address"
+    for form, candidate in _address_forms(ip):
+        if candidate in _METADATA:
+            return form + _METADATA[candidate]
+        if any(candidate.version == net.version and candidate in net for net in _LINK_LOCAL):
+            return form + "link-local address"
+    return None
+
+
+def _address_forms(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[tuple[str, Any]]:
+    """The address itself, then every IPv4 address an IPv6 address carries, each with its form's name."""
+    forms: list[tuple[str, Any]] = [("", ip)]
+    if isinstance(ip, ipaddress.IPv6Address):
+        packed = ip.packed
+        if ip.ipv4_mapped is not None:
+            forms.append(("IPv4-mapped ", ip.ipv4_mapped))
+        if packed[:12] == bytes(12) and int(ip) > 1:
+            forms.append(("IPv4-compatible ", ipaddress.IPv4Address(packed[12:])))
+        if ip.sixtofour is not None:
+            forms.append(("6to4 ", ip.sixtofour))
+        if ip.teredo is not None:
+            forms.append(("Teredo ", ip.teredo[1]))
+        if ip in _NAT64:
+            forms.append(("NAT64 ", ipaddress.IPv4Address(packed[12:])))
+        if ip in _NAT64_LOCAL:  # RFC 6052 /48 layout: the IPv4 address straddles the u-octet
+            forms.append(("NAT64 ", ipaddress.IPv4Address(packed[6:8] + packed[9:11])))
+    return forms
+
+
 class _AddressPolicy:
     """Which resolved addresses a connection may use."""
 
-    def __init__(self, allow_private: bool, allowlist: Sequence[str] = ()) -> None:
+    def __init__(self, allow_private: bool, allow_link_local: bool, allowlist: Sequence[str] = ()) -> None:
         self.allow_private = allow_private
+        self.allow_link_local = allow_link_local
         self.allowlist = [ipaddress.ip_network(n, strict=False) for n in allowlist]
 
-    def problem(self, address: str) -> str | None:
+    def problem(self, address: str) -> tuple[str, str] | None:
+        """(why the address is refused, the setting that would allow it), or None."""
+        special = link_local_problem(address)
+        if special is not None:
+            return None if self.allow_link_local else (special, _LINK_LOCAL_SETTING)
         if self.allow_private:
             return None
         reason = address_problem(address)
@@ -172,7 +244,7 @@ class _AddressPolicy:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if any(ip.version == net.version and ip in net for net in self.allowlist):
             return None
-        return reason
+        return reason, _PRIVATE_SETTING
 
 
 class _GuardedBackend(httpcore.SyncBackend):
@@ -195,12 +267,20 @@ class _GuardedBackend(httpcore.SyncBackend):
             raise httpcore.ConnectError(f"cannot resolve host {host!r} ({exc})") from exc
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         for address in addresses:
-            reason = self.policy.problem(address)
-            if reason:
+            refused = self.policy.problem(address)
+            if refused:
+                reason, setting = refused
                 target = f"{host}, a {reason}" if host == address else f"{host}: it resolves to {address}, a {reason}"
+                if setting == _LINK_LOCAL_SETTING:
+                    raise BlockedAddress(
+                        f"refused {target}; link-local and cloud-metadata addresses stay refused when private "
+                        "addresses are allowed, unless they are allowed explicitly too",
+                        setting=_LINK_LOCAL_SETTING,
+                    )
                 raise BlockedAddress(
-                    f"refused {target}; private and local addresses are refused unless explicitly "
-                    "allowed (allow_private / --allow-private)"
+                    f"refused {target}; private and local addresses are refused unless explicitly allowed",
+                    setting=_PRIVATE_SETTING,
+                    cli_flag="--allow-private",
                 )
         last_error: Exception | None = None
         for address in addresses:
@@ -304,6 +384,7 @@ class _Page:
     links: list[str] = field(default_factory=list)
     skipped: str | None = None
     failed: str | None = None
+    hint: tuple[str | None, str | None] | None = None  # (setting, cli_flag) that would allow it
 
 
 class _Crawler:
@@ -315,8 +396,7 @@ class _Crawler:
         self.cancel = cancel  # the caller's
         self.abort = threading.Event()  # ours: set when the crawl ends abnormally
         self.scope = _Scope(start_urls, options)
-        self.deadline = time.monotonic() + options.max_seconds
-        self.policy = _AddressPolicy(options.allow_private, options.private_allowlist)
+        self.policy = _AddressPolicy(options.allow_private, options.allow_link_local, options.private_allowlist)
         self.client = httpx.Client(
             transport=_GuardedTransport(self.policy, max(1, options.concurrency) + 1),
             follow_redirects=False,
@@ -330,11 +410,14 @@ class _Crawler:
             },
         )
         self.lock = threading.Lock()
-        self.robots: dict[str, RobotFileParser | None | _RobotsUnreachable] = {}
+        self.robots: dict[str, _Robots | _RobotsUnreachable] = {}
         self.robots_locks: dict[str, threading.Lock] = {}
         self.next_time: dict[str, float] = {}
         self.total_bytes = 0
         self.over_total = False
+        self.parser = ParseWorker(options.settings.parse_timeout_s)  # started by the first page worth parsing
+        # The clock starts once the client exists: building TLS contexts can take a loaded machine ~0.5 s.
+        self.deadline = time.monotonic() + options.max_seconds
 
     # -- limits
 
@@ -347,8 +430,8 @@ class _Crawler:
 
     # -- robots.txt
 
-    def _robots_for(self, url: str) -> RobotFileParser | None:
-        """The parsed robots.txt of the URL's origin (fetched once); None means everything allowed.
+    def _robots_for(self, url: str) -> _Robots:
+        """The robots.txt rules of the URL's origin (fetched once, cached).
 
         Raises _RobotsUnreachable (cached too) when robots.txt cannot be fetched at all.
         """
@@ -366,7 +449,7 @@ class _Crawler:
             raise cached
         return cached
 
-    def _fetch_robots(self, origin: str) -> RobotFileParser | None:
+    def _fetch_robots(self, origin: str) -> _Robots:
         url = origin + "/robots.txt"
         status, body = 404, b""
         try:
@@ -387,36 +470,26 @@ class _Crawler:
             raise _RobotsUnreachable(f"robots.txt timed out (limit {self.options.timeout_s:g} s)")
         except httpx.HTTPError as exc:
             raise _RobotsUnreachable(f"robots.txt unreachable ({_describe(exc)})")
-        parser = RobotFileParser(url)
         if 400 <= status < 500:
-            return None  # RFC 9309: no robots.txt, everything allowed
+            return _Robots()  # RFC 9309: no robots.txt, everything allowed
         if status != 200:
             # RFC 9309: a server error (5xx, or no usable answer) means the whole site is off limits.
-            parser.disallow_all = True
-            parser.server_status = status  # type: ignore[attr-defined]
-            return parser
-        parser.parse(body.decode("utf-8", errors="replace").splitlines())
-        return parser
+            return _Robots(closed_status=status)
+        return _Robots(Protego.parse(body.decode("utf-8", errors="replace")))
 
     def _robots_problem(self, url: str) -> str | None:
         if not self.options.respect_robots:
             return None
-        parser = self._robots_for(url)
-        if parser is not None and not parser.can_fetch(self.options.user_agent, url):
-            status = getattr(parser, "server_status", None)
-            if status:
-                return f"robots.txt answered HTTP {status}, which means the site is closed to crawlers"
-            return "disallowed by robots.txt"
-        return None
+        return self._robots_for(url).problem(url, self.options.user_agent)
 
     def _wait_politely(self, url: str) -> None:
         """Keep `delay_s` (or the robots.txt Crawl-delay, capped) between requests to one host."""
         delay = self.options.delay_s
-        parser = self.robots.get(_origin(url))
-        if isinstance(parser, RobotFileParser):
-            crawl_delay = parser.crawl_delay(self.options.user_agent)
+        robots = self.robots.get(_origin(url))
+        if isinstance(robots, _Robots):
+            crawl_delay = robots.crawl_delay(self.options.user_agent)
             if crawl_delay:
-                delay = max(delay, min(float(crawl_delay), _MAX_CRAWL_DELAY_S))
+                delay = max(delay, min(crawl_delay, _MAX_CRAWL_DELAY_S))
         host = _host(url)
         with self.lock:
             now = time.monotonic()
@@ -502,14 +575,16 @@ class _Crawler:
                     if kind is None:
                         page.skipped = f"unsupported content type {response.headers.get('content-type', '?')!r}"
                         return page
+                    self.parser.start_in_background()  # ~1 s of imports, overlapping the body download
                     body = self._read_limited(response, self.options.max_page_bytes, count_total=True)
                     charset = response.charset_encoding
                     break
-            self._parse(page, kind, body, charset, depth)  # after the connection went back to the pool
+            page = self._parse(page, kind, body, charset, depth)  # after the connection went back to the pool
         except Cancelled:
             raise
         except BlockedAddress as exc:
-            page.skipped = f"blocked: {exc}"
+            page.skipped = f"blocked: {exc} ({exc.setting}=1)"
+            page.hint = (exc.setting, exc.cli_flag)
         except _RobotsUnreachable as exc:
             page.failed = str(exc)
         except _TooLarge as exc:
@@ -524,40 +599,93 @@ class _Crawler:
             page.failed = f"could not be processed ({_describe(exc)})"
         return page
 
-    def _parse(self, page: _Page, kind: str, body: bytes, charset: str | None, depth: int) -> None:
-        from pplx_demo.ingest import formats  # noqa: PLC0415 - formats imports trafilatura lazily
+    def _parse(self, page: _Page, kind: str, body: bytes, charset: str | None, depth: int) -> _Page:
+        """`parse_page` in the parser process, within Settings.parse_timeout_s (a hostile page that
+        makes trafilatura or pypdf spin fails alone; the app and the other workers go on)."""
+        try:
+            return self.parser.call(parse_page, page, kind, body, charset, depth, self.options.settings,
+                                    self.options.max_page_bytes, stop=self._stopping)
+        except ParseStopped:
+            raise Cancelled("Crawl cancelled.") from None
+        except ParseTimeout as exc:
+            page.failed = str(exc)
+        except (WorkerDied, RuntimeError) as exc:
+            page.failed = f"could not be processed (the parser process failed: {exc})"
+        return page
 
-        url = page.final_url or page.url
-        metadata: dict[str, Any] = {"format": kind, "url": url, "depth": depth, "source": url}
-        if kind == "pdf":
-            report = formats.load_bytes(_pdf_name(url), body, Settings(max_file_bytes=max(len(body), 1)))
-            if not report.documents:
-                page.failed = report.rejected[0].reason if report.rejected else "no text in the PDF"
-                return
-            doc = report.documents[0]
-            metadata.update({k: v for k, v in doc.metadata.items() if k in ("pages", "page_spans")})
-            page.document = Document(uri=url, title=doc.title, text=doc.text, metadata=metadata)
-            return
-        text = _decode(body, charset)
-        if text is None:
-            page.skipped = "binary data, not text"
-            return
-        if kind == "text":
-            title = urlsplit(url).path.rsplit("/", 1)[-1] or _host(url)
-            content = text.replace("\r\n", "\n").strip()
-        else:
-            robots_meta = _meta_robots(text)
-            if "nofollow" not in robots_meta:
-                page.links = _extract_links(text, url)
-            if "noindex" in robots_meta:
-                page.skipped = "page asks not to be indexed (meta robots noindex)"
-                return
-            content, found_title = formats.html_to_text(text)
-            title = found_title or url
-        if not content.strip():
-            page.skipped = "no readable text on the page"
-            return
-        page.document = Document(uri=url, title=title, text=content, metadata=metadata)
+    def _stopping(self) -> bool:
+        return self.cancel.is_set() or self.abort.is_set()
+
+
+def parse_page(page: _Page, kind: str, body: bytes, charset: str | None, depth: int, settings: Settings,
+               max_page_bytes: int) -> _Page:
+    """Fill `page` (document, links, or why it is skipped) from a fetched body; runs in the parser process."""
+    from pplx_demo.ingest import formats  # noqa: PLC0415 - formats imports trafilatura lazily
+
+    url = page.final_url or page.url
+    max_chars = settings.max_chars_per_document
+    metadata: dict[str, Any] = {"format": kind, "url": url, "depth": depth, "source": url}
+    if kind == "pdf":
+        report = formats.load_bytes(_pdf_name(url), body, settings, max_bytes=max_page_bytes)
+        if not report.documents:
+            page.failed = report.rejected[0].reason if report.rejected else "no text in the PDF"
+            return page
+        doc = report.documents[0]
+        metadata.update({k: v for k, v in doc.metadata.items() if k in ("pages", "page_spans")})
+        page.document = clean_document(Document(uri=url, title=doc.title, text=doc.text, metadata=metadata))
+        return page
+    try:
+        if kind == "html":
+            formats.check_html_size(len(body), max_chars)  # before lxml and trafilatura parse it
+    except UnusableInput as exc:
+        page.skipped = str(exc)
+        return page
+    text = _decode(body, charset)
+    if text is None:
+        page.skipped = "binary data, not text"
+        return page
+    if kind == "text":
+        title = urlsplit(url).path.rsplit("/", 1)[-1] or _host(url)
+        content = text.replace("\r\n", "\n").strip()
+    else:
+        robots_meta = _meta_robots(text)
+        if "nofollow" not in robots_meta:
+            page.links = _extract_links(text, url)
+        if "noindex" in robots_meta:
+            page.skipped = "page asks not to be indexed (meta robots noindex)"
+            return page
+        content, found_title = formats.html_to_text(text)
+        title = found_title or url
+    document = clean_document(Document(uri=url, title=title, text=content, metadata=metadata))
+    if not document.text.strip():
+        page.skipped = "no readable text on the page"
+        return page
+    if len(document.text) > max_chars:
+        page.skipped = (f"text is {len(document.text):,} characters; the limit is {max_chars:,} per document "
+                        "(PPLX_DEMO_MAX_CHARS_PER_DOCUMENT)")
+        return page
+    page.document = document
+    return page
+
+
+@dataclass
+class _Robots:
+    """One origin's robots.txt: its rules (None: no robots.txt, all allowed) or, after a server error,
+    the status that closes the site."""
+
+    rules: Protego | None = None
+    closed_status: int | None = None
+
+    def problem(self, url: str, user_agent: str) -> str | None:
+        if self.closed_status is not None:
+            return f"robots.txt answered HTTP {self.closed_status}, which means the site is closed to crawlers"
+        if self.rules is not None and not self.rules.can_fetch(url, user_agent):
+            return "disallowed by robots.txt"
+        return None
+
+    def crawl_delay(self, user_agent: str) -> float | None:
+        delay = self.rules.crawl_delay(user_agent) if self.rules is not None else None
+        return float(delay) if delay else None
 
 
 class _TooLarge(Exception):
@@ -711,6 +839,7 @@ def crawl(
                 raise
     finally:
         crawler.client.close()
+        crawler.parser.close()
     report.documents = [doc for _, doc in sorted(results, key=lambda item: item[0])]
     return report
 
@@ -753,6 +882,8 @@ def _record(
         return
     if page.skipped:
         report.skipped.append((page.url, page.skipped))
+        if page.hint is not None:
+            report.hints[page.url] = page.hint
         return
     report.fetched.append(page.final_url or page.url)
     doc = page.document

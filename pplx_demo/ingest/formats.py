@@ -1,13 +1,32 @@
 """Uploads -> Documents: txt, md, html, pdf, docx, csv/tsv, json/jsonl and zip archives of these.
 
-Nothing here raises on bad input: every file or archive entry that cannot be used becomes a
-`Rejection` (which file, and why) in the `IngestReport`, and the good files are still loaded.
+Nothing here raises on bad input: every file, archive entry or record that cannot be used becomes
+a `Rejection` (which item, and why, in one line) in the `IngestReport`, and the rest still loads;
+an unexpected exception while parsing one file or one record rejects that item only.
 Limits come from `Settings` (file size, upload size, documents, characters per document, zip
-entries, uncompressed zip size, compression ratio).
+entries, uncompressed zip size, compression ratio) and are applied before the work they bound:
+
+- a file over the byte budget is not read; once `max_documents` documents are loaded, later
+  files are refused unread;
+- HTML over `HTML_BYTES_PER_CHAR` bytes per allowed character (`max_chars_per_document`) is
+  refused before trafilatura parses it (markup is rarely 8x the text of a page; 16 MB with the
+  default 2,000,000 characters); a .docx whose `word/document.xml` declares more than
+  `DOCX_XML_BYTES_PER_CHAR` bytes per allowed character likewise; PDF text extraction stops at
+  the page that crosses the character limit;
+- JSON arrays (top level, under a 'data' / 'documents' / ... key, SQuAD articles, `{id: {...}}`
+  corpora), JSONL and CSV/TSV are read one record at a time (`pplx_demo.ingest.jsonstream`, the
+  csv reader row by row); a record over the character limit is refused as it is read, and reading
+  stops at the document limit (the rejection says where).
+
+Every Document passes through `pplx_demo.ingest.text.clean_document` exactly once, on its way
+into the report (no lone surrogates, NULs or other control characters reach the tokenizers).
 
 Archives follow the rules in `pplx_demo.ingest.archive` (unsafe names, symlinks, encryption,
-bombs refused; nested archives refused, not opened). `.docx` files are zips too and pass the same
-whole-archive checks before python-docx opens them.
+bombs refused; nested archives refused, not opened). `.docx` files are zips too: every part gets
+the per-entry checks of a `.zip` upload (`check_container`) before python-docx opens the file.
+
+`load_files` parses in the calling process; `pplx_demo.ingest.worker.load_files_isolated` runs the
+same code in a worker process with a wall-clock limit per file.
 """
 
 from __future__ import annotations
@@ -16,20 +35,21 @@ import codecs
 import csv
 import io
 import json
+import logging
 import re
 import unicodedata
-import logging
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pplx_demo.config import Settings
 from pplx_demo.documents import Document
 from pplx_demo.ingest.archive import (
     UnusableInput,
     check_archive,
+    check_container,
     entry_problem,
     fmt_bytes,
     is_ignored_entry,
@@ -37,6 +57,8 @@ from pplx_demo.ingest.archive import (
     short_error,
     too_big,
 )
+from pplx_demo.ingest.jsonstream import JsonCursor
+from pplx_demo.ingest.text import clean_document, clean_text
 
 SUPPORTED_SUFFIXES = (
     ".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx",
@@ -46,8 +68,14 @@ SUPPORTED_SUFFIXES = (
 TEXT_FIELDS = ("text", "content", "contents", "body", "passage", "document", "paragraph", "context", "abstract")
 TITLE_FIELDS = ("title", "name", "heading", "subject", "headline")
 ID_FIELDS = ("_id", "id", "doc_id", "docid", "document_id", "pid", "uuid")
+LIST_FIELDS = ("data", "documents", "docs", "corpus", "records", "items", "rows")  # JSON wrappers of a record list
+
+# Bytes of input allowed per allowed character of text before the expensive parse is even tried.
+HTML_BYTES_PER_CHAR = 8
+DOCX_XML_BYTES_PER_CHAR = 16
 
 _MAX_LINE_REJECTIONS = 20  # per file: more bad rows/lines are summarised in one line
+_MARKDOWN_TITLE_CHARS = 5000  # the title is looked for at the top of a markdown file only
 
 
 @dataclass
@@ -77,6 +105,10 @@ class IngestReport:
         self.documents.extend(other.documents)
         self.rejected.extend(other.rejected)
 
+    def reject(self, name: str, reason: str) -> None:
+        """Add a rejection; its name and reason are cleaned like document text (names come from uploads)."""
+        self.rejected.append(Rejection(clean_text(name), clean_text(reason)))
+
     def summary_lines(self) -> list[str]:
         """Human summary: one line of totals, then one line per rejection."""
         n_sources = len(self.sources)
@@ -89,21 +121,23 @@ class IngestReport:
 
 
 @dataclass
-class _Budget:
-    """Limits shared by every file of one load call."""
+class Budget:
+    """Limits shared by every file of one load call (a worker process gets and returns one)."""
 
     settings: Settings
     documents_left: int
     upload_bytes_left: int
+    max_file_bytes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "_Budget":
-        return cls(settings, settings.max_documents, settings.max_upload_bytes)
+    def from_settings(cls, settings: Settings, max_file_bytes: int | None = None) -> "Budget":
+        file_limit = settings.max_file_bytes if max_file_bytes is None else max_file_bytes
+        return cls(settings, settings.max_documents, settings.max_upload_bytes, file_limit)
 
 
 def load_files(
     paths: Sequence[str | Path],
-    settings: Settings | None = None,
+    settings: Settings,
     display_names: Sequence[str] | None = None,
 ) -> IngestReport:
     """Load every file (a folder is walked, sorted) of a supported format; reject the rest with a reason.
@@ -111,137 +145,218 @@ def load_files(
     `display_names` (same length as `paths`) replaces the file names shown in URIs and rejections,
     e.g. the original names of browser uploads that were saved under temporary paths.
     """
-    settings = settings or Settings.from_env()
-    budget = _Budget.from_settings(settings)
+    budget = Budget.from_settings(settings)
     report = IngestReport()
+    for file_path, file_name in expand_paths(paths, display_names, report):
+        load_path(file_path, file_name, budget, report)
+    return report
+
+
+def load_bytes(name: str, data: bytes, settings: Settings, max_bytes: int | None = None) -> IngestReport:
+    """Load one file given as bytes; the format comes from the name's suffix.
+
+    `max_bytes` is the byte budget for this file (default: `settings.max_file_bytes`), e.g. the
+    crawler's page limit.
+    """
+    budget = Budget.from_settings(settings, max_bytes)
+    report = IngestReport()
+    load_data_checked(name, data, budget, report)
+    return report
+
+
+def load_data_checked(name: str, data: bytes, budget: Budget, report: IngestReport) -> None:
+    """`load_bytes` against a shared budget: the size checks, then the parse."""
+    if len(data) > budget.max_file_bytes:
+        report.reject(name, _too_big_for(len(data), budget))
+        return
+    budget.upload_bytes_left -= len(data)
+    _load_data(name, data, budget, report, in_archive=False)
+
+
+def expand_paths(
+    paths: Sequence[str | Path], display_names: Sequence[str] | None, report: IngestReport
+) -> Iterator[tuple[Path, str]]:
+    """(file, display name) for every path, folders walked (sorted, hidden files skipped);
+    missing or unreadable paths become rejections."""
     for i, raw in enumerate(paths):
         path = Path(raw)
         name = display_names[i] if display_names is not None and i < len(display_names) else path.name
-        for file_path, file_name in _expand(path, name, report):
-            _load_path(file_path, file_name, budget, report)
-    return report
-
-
-def load_bytes(name: str, data: bytes, settings: Settings | None = None) -> IngestReport:
-    """Load one file given as bytes; the format comes from the name's suffix."""
-    settings = settings or Settings.from_env()
-    budget = _Budget.from_settings(settings)
-    report = IngestReport()
-    if len(data) > settings.max_file_bytes:
-        report.rejected.append(Rejection(name, too_big(len(data), settings.max_file_bytes, "MAX_FILE_BYTES")))
-        return report
-    budget.upload_bytes_left -= len(data)
-    _load_data(name, data, budget, report, in_archive=False)
-    return report
+        try:
+            yield from _expand(path, name, report)
+        except OSError as exc:
+            report.reject(name, f"cannot read the folder ({exc.strerror or exc})")
 
 
 def _expand(path: Path, name: str, report: IngestReport) -> Iterable[tuple[Path, str]]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
         if not files:
-            report.rejected.append(Rejection(name, "folder has no files"))
+            report.reject(name, "folder has no files")
         for p in files:
             yield p, f"{name}/{p.relative_to(path).as_posix()}"
     elif path.is_file():
         yield path, name
     else:
-        report.rejected.append(Rejection(name, "no such file"))
+        report.reject(name, "no such file")
 
 
 def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def _load_path(path: Path, name: str, budget: _Budget, report: IngestReport) -> None:
+def load_path(path: Path, name: str, budget: Budget, report: IngestReport) -> None:
+    """Load one file from disk against the shared budget; never raises."""
+    try:
+        _load_path(path, name, budget, report)
+    except Exception as exc:  # noqa: BLE001 - one file's surprise must not end the batch
+        report.reject(name, f"could not be loaded ({type(exc).__name__}: {short_error(exc)})")
+
+
+def _load_path(path: Path, name: str, budget: Budget, report: IngestReport) -> None:
     settings = budget.settings
     try:
         size = path.stat().st_size
     except OSError as exc:
-        report.rejected.append(Rejection(name, f"cannot read the file ({exc.strerror or exc})"))
+        report.reject(name, f"cannot read the file ({exc.strerror or exc})")
         return
-    if size > settings.max_file_bytes:
-        report.rejected.append(Rejection(name, too_big(size, settings.max_file_bytes, "MAX_FILE_BYTES")))
+    if size > budget.max_file_bytes:
+        report.reject(name, _too_big_for(size, budget))
         return
     if size > budget.upload_bytes_left:
-        report.rejected.append(
-            Rejection(
-                name,
-                f"upload total would exceed {fmt_bytes(settings.max_upload_bytes)} "
-                "(PPLX_DEMO_MAX_UPLOAD_BYTES); load it separately",
-            )
+        report.reject(
+            name,
+            f"upload total would exceed {fmt_bytes(settings.max_upload_bytes)} "
+            "(PPLX_DEMO_MAX_UPLOAD_BYTES); load it separately",
         )
+        return
+    if budget.documents_left <= 0:
+        report.reject(name, _document_limit(settings, "file not read"))
         return
     try:
         data = path.read_bytes()
     except OSError as exc:
-        report.rejected.append(Rejection(name, f"cannot read the file ({exc.strerror or exc})"))
+        report.reject(name, f"cannot read the file ({exc.strerror or exc})")
         return
     budget.upload_bytes_left -= len(data)
     _load_data(name, data, budget, report, in_archive=False)
 
 
-def _load_data(name: str, data: bytes, budget: _Budget, report: IngestReport, in_archive: bool) -> None:
+def _too_big_for(size: int, budget: Budget) -> str:
+    if budget.max_file_bytes == budget.settings.max_file_bytes:
+        return too_big(size, budget.max_file_bytes, "MAX_FILE_BYTES")
+    return f"file is {fmt_bytes(size)}; the limit here is {fmt_bytes(budget.max_file_bytes)}"
+
+
+def _document_limit(settings: Settings, rest: str) -> str:
+    return f"document limit of {settings.max_documents:,} reached (PPLX_DEMO_MAX_DOCUMENTS); {rest}"
+
+
+def _too_long(chars: int, limit: int, partial: str | None = None) -> str:
+    amount = f"{chars:,} characters" if partial is None else f"over {limit:,} characters ({partial})"
+    return f"text is {amount}; the limit is {limit:,} per document (PPLX_DEMO_MAX_CHARS_PER_DOCUMENT); split the file"
+
+
+def _load_data(name: str, data: bytes, budget: Budget, report: IngestReport, in_archive: bool) -> None:
     """Parse one file's bytes into documents, appending documents or rejections to `report`."""
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         shown = suffix or "no extension"
-        report.rejected.append(
-            Rejection(name, f"unsupported format ({shown}); supported: {', '.join(SUPPORTED_SUFFIXES)}")
-        )
+        report.reject(name, f"unsupported format ({shown}); supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        return
+    if budget.documents_left <= 0:
+        report.reject(name, _document_limit(budget.settings, "file not read"))
         return
     if suffix == ".zip":
         if in_archive:
-            report.rejected.append(Rejection(name, "archives inside archives are not opened; unpack it first"))
+            report.reject(name, "archives inside archives are not opened; unpack it first")
         else:
             _load_zip(name, data, budget, report)
         return
     if not data:
-        report.rejected.append(Rejection(name, "empty file"))
+        report.reject(name, "empty file")
         return
-    parser = _PARSERS[suffix]
-    local = IngestReport()
+    sink = _Sink(name, budget)
     try:
-        docs = parser(name, data, budget.settings, local)
+        _PARSERS[suffix](name, data, sink)
     except UnusableInput as exc:
-        report.rejected.append(Rejection(name, str(exc)))
-        return
+        sink.fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a parser bug on hostile bytes must not end the batch
-        report.rejected.append(Rejection(name, f"could not be parsed ({type(exc).__name__}: {short_error(exc)})"))
-        return
-    report.rejected.extend(local.rejected)
-    if not docs and not local.rejected:
-        report.rejected.append(Rejection(name, "no text found"))
-        return
-    _accept(name, docs, budget, report)
+        sink.fail(f"could not be parsed ({type(exc).__name__}: {short_error(exc)})")
+    sink.close(report)
 
 
-def _accept(name: str, docs: list[Document], budget: _Budget, report: IngestReport) -> None:
-    """Apply the per-document character limit and the document count limit."""
-    limit = budget.settings.max_chars_per_document
-    dropped_for_count = 0
-    for doc in docs:
+class _Sink:
+    """Where a parser puts the documents of one file: each is cleaned, checked against the
+    character limit and counted against the document limit as it arrives."""
+
+    def __init__(self, name: str, budget: Budget) -> None:
+        self.name = name
+        self.budget = budget
+        self.settings = budget.settings
+        self.report = IngestReport()
+        self.dropped = 0  # documents given past the document limit (parsers that cannot stop early)
+
+    @property
+    def room(self) -> bool:
+        """False once the document limit is reached: a parser stops reading then."""
+        return self.budget.documents_left > 0
+
+    def add(self, doc: Document) -> None:
+        """Accept `doc` (cleaned) unless its text is over the character limit or blank."""
+        if self.budget.documents_left <= 0:
+            self.dropped += 1
+            return
+        limit = self.settings.max_chars_per_document
+        if len(doc.text) > 2 * limit:  # hopeless: refused before cleaning would copy it
+            self.report.reject(doc.uri, _too_long(len(doc.text), limit))
+            return
+        doc = clean_document(doc)
         if len(doc.text) > limit:
-            report.rejected.append(
-                Rejection(
-                    doc.uri,
-                    f"text is {len(doc.text):,} characters; the limit is {limit:,} per document "
-                    "(PPLX_DEMO_MAX_CHARS_PER_DOCUMENT); split the file",
-                )
-            )
-            continue
-        if budget.documents_left <= 0:
-            dropped_for_count += 1
-            continue
-        budget.documents_left -= 1
-        doc.metadata.setdefault("source", name)
-        report.documents.append(doc)
-    if dropped_for_count:
-        report.rejected.append(
-            Rejection(
-                name,
-                f"document limit of {budget.settings.max_documents:,} reached "
-                f"(PPLX_DEMO_MAX_DOCUMENTS); {dropped_for_count:,} more documents not loaded",
-            )
+            self.report.reject(doc.uri, _too_long(len(doc.text), limit))
+            return
+        if not doc.text.strip():
+            self.report.reject(doc.uri, "no text (only control characters or whitespace)")
+            return
+        self.budget.documents_left -= 1
+        doc.metadata.setdefault("source", self.name)
+        self.report.documents.append(doc)
+
+    def reject(self, name: str, reason: str) -> None:
+        self.report.reject(name, reason)
+
+    def stop(self, where: str) -> None:
+        """Reading stopped at the document limit; `where` says what was left unread."""
+        self.report.reject(self.name, _document_limit(self.settings, where))
+
+    def fail(self, reason: str) -> None:
+        """The file as a whole failed; documents it already gave stay (their records were fine)."""
+        if self.report.documents:
+            reason += f"; the {len(self.report.documents):,} documents read before it were kept"
+        self.report.reject(self.name, reason)
+
+    def close(self, report: IngestReport) -> None:
+        if self.dropped:
+            self.stop(f"{_count(self.dropped, 'more document')} not loaded")
+        if not self.report.documents and not self.report.rejected:
+            self.report.reject(self.name, "no text found")
+        report.extend(self.report)
+
+
+def check_text_length(chars: int, limit: int, partial: str | None = None) -> None:
+    """UnusableInput when `chars` is over the per-document character limit (`partial`: where reading stopped)."""
+    if chars > limit:
+        raise UnusableInput(_too_long(chars, limit, partial))
+
+
+def check_html_size(n_bytes: int, max_chars: int) -> None:
+    """UnusableInput for HTML too big to be worth parsing: over `HTML_BYTES_PER_CHAR` bytes per
+    allowed character (cheap, before trafilatura's seconds and hundreds of MB)."""
+    cap = HTML_BYTES_PER_CHAR * max_chars
+    if n_bytes > cap:
+        raise UnusableInput(
+            f"HTML of {fmt_bytes(n_bytes)} is refused before parsing: the limit is {fmt_bytes(cap)} "
+            f"({HTML_BYTES_PER_CHAR} bytes per allowed character; PPLX_DEMO_MAX_CHARS_PER_DOCUMENT is "
+            f"{max_chars:,}); split the page"
         )
 
 
@@ -277,7 +392,7 @@ def _mostly_utf8(data: bytes) -> str | None:
     """UTF-8 with a few stray bytes (a damaged file) decodes with replacements, not as mojibake."""
     text = data.decode("utf-8", errors="replace")
     bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
-    multibyte = sum(1 for ch in text if ord(ch) > 0x7F and ch != "\ufffd")
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - text.count("\ufffd")  # C speed, not a loop
     if multibyte > 0 and bad <= max(4, len(text) // 100) and multibyte >= 2 * bad:
         return text
     return None
@@ -330,35 +445,54 @@ def _stem(name: str) -> str:
     return PurePosixPath(name.rsplit(":", 1)[-1]).stem or name
 
 
-def _parse_text(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
+def _parse_text(name: str, data: bytes, sink: _Sink) -> None:
     text, encoding = decode_text(data)
     text = _normalise_newlines(text)
+    check_text_length(len(text), sink.settings.max_chars_per_document)
     if not text.strip():
         raise UnusableInput("no text found (only whitespace)")
-    title = _markdown_title(text) if name.lower().endswith((".md", ".markdown")) else None
-    fmt = "markdown" if title is not None or name.lower().endswith((".md", ".markdown")) else "text"
-    return [Document(uri=name, title=title or _stem(name), text=text, metadata={"format": fmt, "encoding": encoding})]
+    markdown = name.lower().endswith((".md", ".markdown"))
+    title = markdown_title(text) if markdown else None
+    fmt = "markdown" if markdown else "text"
+    sink.add(Document(uri=name, title=title or _stem(name), text=text, metadata={"format": fmt, "encoding": encoding}))
 
 
 def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _markdown_title(text: str) -> str | None:
-    match = re.search(r"^#\s+(.+?)\s*#*\s*$", text[:5000], flags=re.MULTILINE)
-    return match.group(1).strip() if match else None
+def markdown_title(text: str) -> str | None:
+    """The first level-1 ATX heading ("# Title", optional closing #s) in the top of a markdown text.
+
+    Line by line with string methods: the old regex `^#\\s+(.+?)\\s*#*\\s*$` backtracked for minutes
+    on "# a" + thousands of spaces + "x", holding the GIL.
+    """
+    for line in text[:_MARKDOWN_TITLE_CHARS].split("\n"):
+        if not line.startswith("#") or len(line) < 2 or not line[1].isspace():
+            continue
+        title = line[1:].strip()
+        closing = title.rstrip("#")
+        if closing != title and (not closing or closing[-1].isspace()):  # "# Title ##": drop the closing run
+            title = closing.rstrip()
+        if title:
+            return title
+    return None
 
 
-def _parse_html(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
+def _parse_html(name: str, data: bytes, sink: _Sink) -> None:
+    check_html_size(len(data), sink.settings.max_chars_per_document)
     html, encoding = decode_text(data)
     text, title = html_to_text(html)
     if not text.strip():
         raise UnusableInput("no readable text in the page")
-    return [Document(uri=name, title=title or _stem(name), text=text, metadata={"format": "html", "encoding": encoding})]
+    sink.add(Document(uri=name, title=title or _stem(name), text=text, metadata={"format": "html", "encoding": encoding}))
 
 
 def html_to_text(html: str) -> tuple[str, str | None]:
-    """(main text, title) of an HTML page: trafilatura's main content, else all visible text."""
+    """(main text, title) of an HTML page: trafilatura's main content, else all visible text.
+
+    Callers bound the input first (`check_html_size`): trafilatura takes seconds per MB.
+    """
     import trafilatura  # noqa: PLC0415 - slow import, only for HTML
 
     text, title = "", None
@@ -393,20 +527,25 @@ def _visible_text(html: str) -> tuple[str | None, str]:
     return title or None, "\n".join(line for line in lines if line)
 
 
-def _parse_pdf(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
+def _parse_pdf(name: str, data: bytes, sink: _Sink) -> None:
     import pypdf  # noqa: PLC0415
     from pypdf.errors import PdfReadError  # noqa: PLC0415
 
     if b"%PDF" not in data[:1024]:
         raise UnusableInput("not a PDF (no %PDF header); is the file extension right?")
+    limit = sink.settings.max_chars_per_document
     with _quiet_pypdf():
         try:
             reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
             if reader.is_encrypted and not reader.decrypt(""):
                 raise UnusableInput("the PDF is password-protected")
-            pages = []
+            pages, chars = [], 0
+            n_pages = len(reader.pages)
             for page in reader.pages:
                 pages.append(_normalise_newlines(page.extract_text() or "").strip())
+                chars += len(pages[-1]) + 2
+                # Stop at the page that crosses the limit: the rest would be extracted for nothing.
+                check_text_length(chars - 2, limit, f"by page {len(pages)} of {n_pages}; extraction stopped")
             info_title = (reader.metadata.title if reader.metadata else None) or None
         except UnusableInput:
             raise
@@ -426,14 +565,7 @@ def _parse_pdf(name: str, data: bytes, settings: Settings, report: IngestReport)
     if not text.strip():
         raise UnusableInput("no extractable text (a scanned PDF? OCR is not supported)")
     title = str(info_title).strip() if info_title and str(info_title).strip() else _stem(name)
-    return [
-        Document(
-            uri=name,
-            title=title,
-            text=text,
-            metadata={"format": "pdf", "pages": len(pages), "page_spans": spans},
-        )
-    ]
+    sink.add(Document(uri=name, title=title, text=text, metadata={"format": "pdf", "pages": len(pages), "page_spans": spans}))
 
 
 class _quiet_pypdf:  # noqa: N801 - used as a context manager
@@ -460,20 +592,31 @@ def page_of(document: Document, char_offset: int) -> int | None:
     return None
 
 
-def _parse_docx(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
-    import docx  # noqa: PLC0415
-
+def _parse_docx(name: str, data: bytes, sink: _Sink) -> None:
+    settings = sink.settings
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
         raise UnusableInput(f"not a readable .docx (corrupt or truncated: {short_error(exc)})")
     with archive:
-        check_archive(archive, settings, label=".docx")
+        # python-docx inflates every part itself: all of them pass the .zip per-entry checks first.
+        entries = check_container(archive, settings, label=".docx")
+        body = next((i for i in entries if i.filename == "word/document.xml"), None)
+        xml_cap = DOCX_XML_BYTES_PER_CHAR * settings.max_chars_per_document
+        if body is not None and body.file_size > xml_cap:
+            raise UnusableInput(
+                f".docx part word/document.xml is {fmt_bytes(body.file_size)}, refused before parsing: the limit "
+                f"is {fmt_bytes(xml_cap)} ({DOCX_XML_BYTES_PER_CHAR} bytes of XML per allowed character; "
+                f"PPLX_DEMO_MAX_CHARS_PER_DOCUMENT is {settings.max_chars_per_document:,})"
+            )
+    import docx  # noqa: PLC0415
+
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds on damaged files
         raise UnusableInput(f"not a readable .docx ({short_error(exc)})")
-    blocks, title = [], None
+    blocks, title, chars = [], None, 0
+    limit = settings.max_chars_per_document
     for para in document.paragraphs:
         text = para.text.strip()
         if not text:
@@ -482,26 +625,92 @@ def _parse_docx(name: str, data: bytes, settings: Settings, report: IngestReport
         if title is None and style in ("Title", "Heading 1"):
             title = text
         blocks.append(text)
+        chars += len(text) + 2
+        check_text_length(chars - 2, limit, "reading stopped")
     for table in document.tables:
         for row in table.rows:
             cells = [cell.text.strip() for cell in row.cells]
             line = " | ".join(dict.fromkeys(c for c in cells if c))  # merged cells repeat their text
             if line:
                 blocks.append(line)
+                chars += len(line) + 2
+                check_text_length(chars - 2, limit, "reading stopped")
     text = "\n\n".join(blocks)
     if not text.strip():
         raise UnusableInput("no text found in the document")
     core_title = (document.core_properties.title or "").strip()
-    return [Document(uri=name, title=core_title or title or _stem(name), text=text, metadata={"format": "docx"})]
+    sink.add(Document(uri=name, title=core_title or title or _stem(name), text=text, metadata={"format": "docx"}))
+
+
+# ---------------------------------------------------------------- records: JSON, JSONL, CSV / TSV
+
+
+class _Records:
+    """Turns the records of one file into documents as they are read, one at a time.
+
+    Strings count as {"text": ...}; a record without a text field, or that is not an object, is
+    counted and summarised; one that raises is rejected by itself. `room` goes False at the
+    document limit and the reader stops.
+    """
+
+    def __init__(self, name: str, where: str, fmt: str, sink: _Sink) -> None:
+        self.name, self.where, self.fmt, self.sink = name, where, fmt, sink
+        self.fields_cache: dict[tuple[str, ...], tuple[str | None, ...]] = {}
+        self.missing = self.not_objects = self.broken = 0
+
+    @property
+    def room(self) -> bool:
+        return self.sink.room
+
+    def add(self, record: Any, index: int, ref: str | None = None) -> None:
+        try:
+            if isinstance(record, str):
+                record = {"text": record}
+            if not isinstance(record, dict):
+                self.not_objects += 1
+                return
+            keys = tuple(record.keys())
+            fields = self.fields_cache.get(keys)
+            if fields is None:
+                fields = (_find_field(keys, TEXT_FIELDS), _find_field(keys, TITLE_FIELDS), _find_field(keys, ID_FIELDS))
+                if len(self.fields_cache) < 1000:  # hostile files give every record its own keys
+                    self.fields_cache[keys] = fields
+            doc = _record_document(self.name, record, index, self.where, self.fmt, fields)
+        except Exception as exc:  # noqa: BLE001 - one odd record must not lose its neighbours
+            self.broken_record(index, f"could not be read ({type(exc).__name__}: {short_error(exc)})", ref)
+            return
+        if doc is None:
+            self.missing += 1
+        else:
+            self.sink.add(doc)
+
+    def broken_record(self, index: int, reason: str, ref: str | None = None) -> None:
+        self.broken += 1
+        if self.broken <= _MAX_LINE_REJECTIONS:
+            self.sink.reject(f"{self.name} {ref or f'{self.where} {index}'}", reason)
+
+    def finish(self) -> None:
+        if self.not_objects:
+            self.sink.reject(self.name, f"{_count(self.not_objects, self.where)} not an object, skipped")
+        if self.missing:
+            self.sink.reject(
+                self.name,
+                f"{_count(self.missing, self.where)} without a text field ({', '.join(TEXT_FIELDS[:4])}, ...) skipped",
+            )
+        _summarise_extra(self.name, self.sink, self.broken, f"unreadable {self.where}s")
 
 
 def _find_field(keys: Iterable[str], wanted: Sequence[str]) -> str | None:
     """The key matching the first wanted field name (case-insensitive, spaces/dashes ignored)."""
-    norm = {re.sub(r"[\s\-]+", "_", k.strip().lower()): k for k in keys if isinstance(k, str)}
+    norm = {_field_name(k): k for k in keys if isinstance(k, str)}
     for w in wanted:
         if w in norm:
             return norm[w]
     return None
+
+
+def _field_name(key: str) -> str:
+    return re.sub(r"[\s\-]+", "_", key.strip().lower())  # one character class: linear
 
 
 def _record_document(
@@ -526,12 +735,38 @@ def _record_document(
     )
 
 
-def _parse_table(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
+def _lines(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(end offset, line with its "\\n") of `text` from `start`, without a list of all lines."""
+    pos, n = start, len(text)
+    while pos < n:
+        end = text.find("\n", pos)
+        end = n if end < 0 else end + 1
+        yield end, text[pos:end]
+        pos = end
+
+
+def _lines_left(text: str, pos: int) -> int:
+    """Non-empty-ended line count of text[pos:] (cheap: one count, no split)."""
+    tail_end = len(text.rstrip())
+    return 0 if pos >= tail_end else text.count("\n", pos, tail_end) + 1
+
+
+def _parse_table(name: str, data: bytes, sink: _Sink) -> None:
+    settings = sink.settings
     text, _ = decode_text(data)
-    delimiter = "\t" if name.lower().endswith(".tsv") else _sniff_delimiter(text)
-    # The csv module refuses fields over 128 KiB by default; documents may be longer.
+    tsv = name.lower().endswith(".tsv")
+    delimiter = "\t" if tsv else sniff_delimiter(text)
+    # The csv module refuses fields over 128 KiB by default; documents may be longer (up to the limit).
     csv.field_size_limit(max(csv.field_size_limit(), settings.max_chars_per_document + 1))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    lines = _lines(text)
+    position = [0]  # end offset of the last line handed to the csv reader
+
+    def feed() -> Iterator[str]:
+        for end, line in lines:
+            position[0] = end
+            yield line
+
+    reader = csv.reader(feed(), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -548,156 +783,262 @@ def _parse_table(name: str, data: bytes, settings: Settings, report: IngestRepor
             f"{', '.join(TEXT_FIELDS)} (title and id columns are optional)"
         )
     fields = (text_key, _find_field(header, TITLE_FIELDS), _find_field(header, ID_FIELDS))
-    docs, empty, bad = [], 0, 0
-    row_no = 1
+    records = _Records(name, "row", "tsv" if tsv else "csv", sink)
+    records.fields_cache[tuple(header)] = fields
+    empty, row_no = 0, 1
     while True:
+        if not sink.room:
+            left = _lines_left(text, position[0])
+            if left:
+                sink.stop(f"stopped after row {row_no}; {_count(left, 'more line')} not read")
+            break
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            bad += 1
-            if bad <= _MAX_LINE_REJECTIONS:
-                report.rejected.append(Rejection(f"{name} row {row_no + 1}", f"unreadable row ({exc})"))
             row_no += 1
+            records.broken_record(row_no, f"unreadable row ({exc})")
             continue
         row_no += 1
         if not any(cell.strip() for cell in row):
             continue
         record = dict(zip(header, row))
-        doc = _record_document(name, record, row_no, "row", "csv" if delimiter != "\t" else "tsv", fields)
-        if doc is None:
+        if not (record.get(text_key) or "").strip():
             empty += 1
-        else:
-            docs.append(doc)
-    _summarise_extra(name, report, bad, "unreadable rows")
+            continue
+        records.add(record, row_no)
+    records.finish()
     if empty:
-        report.rejected.append(Rejection(name, f"{_count(empty, 'row')} with an empty '{text_key}' column skipped"))
-    return docs
+        sink.reject(name, f"{_count(empty, 'row')} with an empty '{text_key}' column skipped")
 
 
-def _sniff_delimiter(text: str) -> str:
-    try:
-        return csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a CSV text: whichever of , ; tab | occurs most in the header line outside
+    double quotes (comma on a tie or when none does). Linear: csv.Sniffer's regexes are quadratic
+    on hostile input (seconds for 8 KB of quotes, holding the GIL)."""
+    end = text.find("\n")
+    header = text[: end if end >= 0 else len(text)][:65536]
+    unquoted = "".join(header.split('"')[::2])
+    counts = {d: unquoted.count(d) for d in ",;\t|"}
+    best = max(counts, key=lambda d: counts[d])  # first of the order on a tie
+    return best if counts[best] else ","
 
 
-def _parse_json(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
+def _parse_json(name: str, data: bytes, sink: _Sink) -> None:
     text, _ = decode_text(data)
+    cursor = JsonCursor(text)
     try:
-        value = json.loads(text)
+        first = cursor.peek()
+        if first == "[":
+            records = _Records(name, "record", "json", sink)
+            _stream_array(cursor, records, squad=False)
+            records.finish()
+        elif first == "{":
+            _stream_object(name, cursor, sink)
+        else:
+            cursor.value()
+            raise UnusableInput(_NO_RECORDS)
+        if sink.room and not cursor.at_end():
+            raise cursor.error("Extra data")
     except json.JSONDecodeError as exc:
         raise UnusableInput(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-    squad = _squad_paragraphs(value, name)
-    if squad is not None:
-        return squad
-    records = _json_records(value)
-    if records is None:
-        raise UnusableInput(
-            "no records found: expected a list of objects, an object with a list under "
-            "'data'/'documents'/'corpus', an {id: {text}} mapping, or one object with a text field"
-        )
-    return _records_to_documents(name, records, "record", "json", report)
+    except RecursionError:
+        raise UnusableInput("JSON nested too deeply to read")
 
 
-def _json_records(value: Any) -> list[Any] | None:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        if _find_field(value.keys(), TEXT_FIELDS):
-            return [value]
-        for key in ("data", "documents", "docs", "corpus", "records", "items", "rows"):
-            found = _find_field(value.keys(), (key,))
-            if found and isinstance(value[found], list):
-                return value[found]
-        if value and all(isinstance(v, dict) for v in value.values()):
-            # BEIR corpus.json style: {doc_id: {"title": ..., "text": ...}}
-            return [{"_id": k, **v} for k, v in value.items()]
-    return None
+_NO_RECORDS = (
+    "no records found: expected a list of objects, an object with a list under "
+    "'data'/'documents'/'corpus', an {id: {text}} mapping, or one object with a text field"
+)
 
 
-def _squad_paragraphs(value: Any, name: str) -> list[Document] | None:
-    """SQuAD / XQuAD layout: data[].title, data[].paragraphs[].context -> unique paragraphs."""
-    if not (isinstance(value, dict) and isinstance(value.get("data"), list)):
-        return None
-    articles = value["data"]
-    if not articles or not all(isinstance(a, dict) and isinstance(a.get("paragraphs"), list) for a in articles):
-        return None
-    docs, seen = [], set()
-    for a_i, article in enumerate(articles):
-        title = str(article.get("title") or f"{_stem(name)} article {a_i}")
-        for p_i, para in enumerate(article["paragraphs"]):
-            context = para.get("context") if isinstance(para, dict) else None
-            if not isinstance(context, str) or not context.strip() or context in seen:
-                continue
-            seen.add(context)
-            docs.append(
-                Document(
-                    uri=f"{name}#{a_i}-{p_i}",
-                    title=title,
-                    text=context.strip(),
-                    metadata={"format": "squad", "article": title, "paragraph": p_i},
-                    external_id=f"{a_i}-{p_i}",
-                )
-            )
-    return docs
+def _stream_array(cursor: JsonCursor, records: _Records, squad: bool) -> bool:
+    """Read the array at the cursor element by element into `records` (SQuAD articles, when
+    `squad`, become one document per paragraph). True when it stopped at the document limit
+    (the cursor is then at the end of the text: the rest is not read)."""
+    sink = records.sink
+    for i in cursor.array():
+        index = i + 1
+        if not sink.room:
+            sink.stop(f"stopped before {records.where} {index} (character {cursor.pos:,} of {len(cursor.text):,}); "
+                      "the rest of the file was not read")
+            cursor.pos = len(cursor.text)
+            return True
+        value = _value_or_skip(cursor, records, index)
+        if squad and isinstance(value, dict) and isinstance(value.get("paragraphs"), list):
+            _squad_article(value, i, records)
+        elif value is not _BROKEN:
+            records.add(value, index)
+    return False
 
 
-def _records_to_documents(
-    name: str, records: list[Any], where: str, fmt: str, report: IngestReport
-) -> list[Document]:
-    docs, missing, not_objects = [], 0, 0
-    fields_cache: dict[tuple[str, ...], tuple[str | None, ...]] = {}
-    for i, record in enumerate(records, start=1):
-        if isinstance(record, str):
-            record = {"text": record}
-        if not isinstance(record, dict):
-            not_objects += 1
+def _squad_article(article: dict[str, Any], a_i: int, records: _Records) -> None:
+    """SQuAD / XQuAD layout: one document per paragraph context (repeated contexts once)."""
+    sink, name = records.sink, records.name
+    title = str(article.get("title") or f"{_stem(name)} article {a_i}")
+    seen: set[str] = set()
+    for p_i, para in enumerate(article["paragraphs"]):
+        context = para.get("context") if isinstance(para, dict) else None
+        if not isinstance(context, str) or not context.strip() or context in seen:
             continue
-        keys = tuple(record.keys())
-        fields = fields_cache.get(keys)
-        if fields is None:
-            fields = (_find_field(keys, TEXT_FIELDS), _find_field(keys, TITLE_FIELDS), _find_field(keys, ID_FIELDS))
-            fields_cache[keys] = fields
-        doc = _record_document(name, record, i, where, fmt, fields)
-        if doc is None:
-            missing += 1
-        else:
-            docs.append(doc)
-    if not_objects:
-        report.rejected.append(Rejection(name, f"{_count(not_objects, where)} not an object, skipped"))
-    if missing:
-        report.rejected.append(
-            Rejection(name, f"{_count(missing, where)} without a text field ({', '.join(TEXT_FIELDS[:4])}, ...) skipped")
+        seen.add(context)
+        sink.add(
+            Document(
+                uri=f"{name}#{a_i}-{p_i}",
+                title=title,
+                text=context.strip(),
+                metadata={"format": "squad", "article": title, "paragraph": p_i},
+                external_id=f"{a_i}-{p_i}",
+            )
         )
-    return docs
 
 
-def _parse_jsonl(name: str, data: bytes, settings: Settings, report: IngestReport) -> list[Document]:
+def _stream_object(name: str, cursor: JsonCursor, sink: _Sink) -> None:
+    """A top-level object, member by member. A record list under a wrapper key (LIST_FIELDS; SQuAD
+    'data' articles too) is streamed into the sink; an object whose members are all objects is a
+    {id: {...}} corpus (BEIR corpus.json), staged one value at a time until the last member proves
+    the layout; otherwise an object with a text field is one record. Values nothing needs are skipped."""
+    record: dict[str, Any] = {}  # the members a one-record object needs (text / title / id fields)
+    staged = _Staging(sink.budget.documents_left)
+    mapping = _Records(name, "record", "json", staged)
+    all_objects, index = True, 0
+    streamed = False
+    for key in cursor.members():
+        index += 1
+        if streamed:
+            continue  # the record list is read; what follows it is skipped
+        kind = cursor.peek()
+        if kind == "[" and _field_name(key) in LIST_FIELDS:
+            records = _Records(name, "record", "json", sink)
+            stopped = _stream_array(cursor, records, squad=True)
+            records.finish()
+            if stopped:
+                return
+            streamed = True
+            continue
+        wanted = _find_field((key,), TEXT_FIELDS + TITLE_FIELDS + ID_FIELDS) is not None
+        if kind == "{" and all_objects and not mapping.room and staged.docs:
+            # A corpus mapping at the document limit: stop reading (the rest cannot be loaded anyway).
+            mapping.finish()
+            staged.commit(sink)
+            sink.stop(f"stopped before record {index} (character {cursor.pos:,} of {len(cursor.text):,}); "
+                      "the rest of the file was not read")
+            cursor.pos = len(cursor.text)
+            return
+        if kind == "{" and all_objects and mapping.room:
+            value = _value_or_skip(cursor, mapping, index)
+            if isinstance(value, dict):
+                mapping.add({"_id": key, **value}, index)
+                if wanted:
+                    record[key] = value
+            continue
+        if kind == "{":
+            staged.dropped += all_objects
+        else:
+            all_objects = False
+        if wanted:
+            value = _value_or_skip(cursor, mapping, index)
+            if value is not _BROKEN:
+                record[key] = value
+        else:
+            cursor.skip()
+    if streamed:
+        return
+    if _find_field(record.keys(), TEXT_FIELDS) is not None and not (all_objects and staged.docs):
+        one = _Records(name, "record", "json", sink)
+        one.add(record, 1)
+        one.finish()
+    elif index and all_objects:
+        mapping.finish()
+        staged.commit(sink)
+    else:
+        raise UnusableInput(_NO_RECORDS)
+
+
+_BROKEN = object()  # what _value_or_skip returns for a value it skipped
+
+
+def _value_or_skip(cursor: JsonCursor, records: _Records, index: int) -> Any:
+    """The value at the cursor, or _BROKEN (skipped, rejected as a broken record) when it cannot be
+    decoded by itself but its brackets balance (JSONDecodeError when they do not)."""
+    start = cursor.pos
+    try:
+        return cursor.value()
+    except (json.JSONDecodeError, RecursionError) as exc:
+        cursor.pos = start
+        cursor.skip()
+        records.broken_record(index, "nested too deeply" if isinstance(exc, RecursionError) else f"invalid JSON ({exc.msg})")
+        return _BROKEN
+
+
+class _Staging:
+    """Stands in for the sink while a JSON object's layout is unknown: holds the documents (up to
+    the room left) and rejections, then hands them over with `commit`."""
+
+    def __init__(self, room_for: int) -> None:
+        self.limit = room_for
+        self.docs: list[Document] = []
+        self.rejected: list[tuple[str, str]] = []
+        self.dropped = 0
+
+    @property
+    def room(self) -> bool:
+        return len(self.docs) < self.limit
+
+    def add(self, doc: Document) -> None:
+        if self.room:
+            self.docs.append(doc)
+        else:
+            self.dropped += 1
+
+    def reject(self, name: str, reason: str) -> None:
+        self.rejected.append((name, reason))
+
+    def commit(self, sink: _Sink) -> None:
+        for doc in self.docs:
+            sink.add(doc)
+        for name, reason in self.rejected:
+            sink.reject(name, reason)
+        if self.dropped:
+            sink.stop(f"{_count(self.dropped, 'more record')} not loaded")
+
+
+def _parse_jsonl(name: str, data: bytes, sink: _Sink) -> None:
     text, _ = decode_text(data)
-    records, bad = [], 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    records = _Records(name, "line", "jsonl", sink)
+    bad = good = 0
+    for line_no, (end, line) in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
+        if not sink.room:
+            left = _lines_left(text, end - len(line))
+            sink.stop(f"stopped before line {line_no}; {_count(left, 'more line')} not read")
+            break
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             bad += 1
             if bad <= _MAX_LINE_REJECTIONS:
-                report.rejected.append(Rejection(f"{name} line {line_no}", f"invalid JSON ({exc.msg})"))
-    _summarise_extra(name, report, bad, "invalid JSON lines")
-    if not records and bad:
+                sink.reject(f"{name} line {line_no}", f"invalid JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            records.broken_record(line_no, "JSON nested too deeply", f"line {line_no}")
+            continue
+        good += 1
+        records.add(record, line_no, f"line {line_no}")
+    _summarise_extra(name, sink, bad, "invalid JSON lines")
+    if not good and bad:
         raise UnusableInput(f"no valid JSON lines ({bad:,} invalid)")
-    return _records_to_documents(name, records, "line", "jsonl", report)
+    records.finish()
 
 
-def _summarise_extra(name: str, report: IngestReport, bad: int, what: str) -> None:
+def _summarise_extra(name: str, sink: _Sink, bad: int, what: str) -> None:
     if bad > _MAX_LINE_REJECTIONS:
-        report.rejected.append(Rejection(name, f"{bad - _MAX_LINE_REJECTIONS:,} more {what} skipped (first {_MAX_LINE_REJECTIONS} listed)"))
+        sink.reject(name, f"{bad - _MAX_LINE_REJECTIONS:,} more {what} skipped (first {_MAX_LINE_REJECTIONS} listed)")
 
 
-_PARSERS: dict[str, Callable[[str, bytes, Settings, IngestReport], list[Document]]] = {
+_PARSERS: dict[str, Callable[[str, bytes, _Sink], None]] = {
     ".txt": _parse_text,
     ".text": _parse_text,
     ".md": _parse_text,
@@ -717,43 +1058,47 @@ _PARSERS: dict[str, Callable[[str, bytes, Settings, IngestReport], list[Document
 # ---------------------------------------------------------------- archives
 
 
-def _load_zip(name: str, data: bytes, budget: _Budget, report: IngestReport) -> None:
+def _load_zip(name: str, data: bytes, budget: Budget, report: IngestReport) -> None:
     settings = budget.settings
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        report.rejected.append(Rejection(name, f"not a readable zip archive (truncated or corrupt: {short_error(exc)})"))
+        report.reject(name, f"not a readable zip archive (truncated or corrupt: {short_error(exc)})")
         return
     with archive:
         try:
             entries = check_archive(archive, settings, label="archive")
         except UnusableInput as exc:
-            report.rejected.append(Rejection(name, str(exc)))
+            report.reject(name, str(exc))
             return
         loaded_before = len(report.documents)
-        for info in entries:
+        for n_done, info in enumerate(entries):
             entry_name = f"{name}:{info.filename}"
             if is_ignored_entry(info.filename):
                 continue
+            if budget.documents_left <= 0:
+                report.reject(name, _document_limit(settings, f"{_count(len(entries) - n_done, 'more entry')} not read"))
+                break
             problem = entry_problem(info, settings)
             if problem:
-                report.rejected.append(Rejection(entry_name, problem))
+                report.reject(entry_name, problem)
                 continue
             try:
-                content = read_entry(archive, info, min(settings.max_file_bytes, budget.upload_bytes_left))
+                content = read_entry(archive, info, min(budget.max_file_bytes, budget.upload_bytes_left))
             except UnusableInput as exc:
-                report.rejected.append(Rejection(entry_name, str(exc)))
+                report.reject(entry_name, str(exc))
                 continue
             budget.upload_bytes_left -= len(content)
             _load_data(entry_name, content, budget, report, in_archive=True)
         if len(report.documents) == loaded_before and not any(
             r.name.startswith(f"{name}:") for r in report.rejected
         ):
-            report.rejected.append(Rejection(name, "the archive holds no files"))
+            report.reject(name, "the archive holds no files")
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+    plural = word[:-1] + "ies" if word.endswith("y") else word + "s"
+    return f"{n:,} {word if n == 1 else plural}"

@@ -108,6 +108,19 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def default_chunking(model_key: str, variant: Variant | None = None) -> tuple[int, int]:
+    """(chunk_tokens, overlap_tokens) for a registry key (its spec's defaults) or any other model: a
+    folder or hub id naming pplx gets pplx's sizes, anything else the stand-in's; contextual: no overlap."""
+    spec = MODELS.get(model_key)
+    if spec is not None:
+        return spec.default_chunking(variant)
+    key = (model_key or "").lower()
+    variant = variant or ("contextual" if "context" in key else "standard")
+    if variant == "contextual":
+        return _CONTEXT_CHUNKING
+    return _PPLX_CHUNKING if "pplx" in key else _STANDIN_CHUNKING
+
+
 def pplx_key(size: str, variant: Variant) -> str:
     """Registry key for a pplx-embed size ("0.6B" / "4B") and variant."""
     base = "pplx-embed-v1" if variant == "standard" else "pplx-embed-context-v1"

@@ -10,7 +10,7 @@ from pplx_demo.charts import short_model_name
 from pplx_demo.errors import DemoError
 from pplx_demo.index import FAMILIES, IndexConfig
 from pplx_demo.ingest.sample import STARTER_LANGUAGES, sample_queries
-from pplx_demo.models import MODELS, STAND_IN_KEY, pplx_key
+from pplx_demo.models import MODELS, STAND_IN_KEY, encoder_args, model_key_for
 
 SEARCH_CONCURRENCY = 4
 QUALITY_METRIC = "ndcg@10"
@@ -38,23 +38,6 @@ VARIANTS = ("standard", "contextual")
 class ModelChoices:
     sizes: list[tuple[str, str]]
     variants: list[tuple[str, str]]
-
-
-def model_key_for(model_size: str, variant: str) -> str:
-    """Registry key for the Model and Variant controls."""
-    if variant not in VARIANTS:
-        raise DemoError(f"Unknown variant {variant!r}: use 'standard' or 'contextual'.", field="variant")
-    if model_size == "stand-in":
-        return STAND_IN_KEY
-    if model_size in ("0.6B", "4B"):
-        return pplx_key(model_size, variant)  # type: ignore[arg-type]
-    raise DemoError(f"Unknown model size {model_size!r}: use '0.6B', '4B' or 'stand-in'.", field="model_size")
-
-
-def encoder_args(model_size: str, variant: str) -> tuple[str, str | None]:
-    """(model_key, variant) for an encoder: pplx checkpoints fix their variant, the stand-in takes it."""
-    key = model_key_for(model_size, variant)
-    return key, (variant if key == STAND_IN_KEY else None)
 
 
 def variant_keys_for(model_size: str) -> tuple[tuple[str, str | None], tuple[str, str | None]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from pplx_demo.models import EncodeStats, get_encoder
+from pplx_demo.models import EncodeStats, ModelHub
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,8 +49,7 @@ def _encode_documents(encoder: Any, docs: list[list[str]], progress: Any) -> tup
 def _merge(into: EncodeStats | None, found: EncodeStats) -> None:
     # The GPU task may run in another process: its stats come back with the result.
     if into is not None:
-        into.inputs += found.inputs
-        into.truncated += found.truncated
+        into.add(found)
 
 
 class GpuEncoder:
@@ -76,6 +75,10 @@ class GpuEncoder:
         return vectors
 
 
-def gpu_encoder(model_key: str, variant: str | None = None) -> GpuEncoder:
-    """The cached encoder for (model_key, variant), its forward passes wrapped for ZeroGPU."""
-    return GpuEncoder(get_encoder(model_key, variant))
+def gpu_loader(hub: ModelHub) -> Callable[..., GpuEncoder]:
+    """An encoder loader over `hub` whose encoders run their forward passes as ZeroGPU tasks."""
+
+    def load(model_key: str, variant: str | None = None, runtime: str = "torch") -> GpuEncoder:
+        return GpuEncoder(hub.get(model_key, variant, runtime))  # type: ignore[arg-type]
+
+    return load

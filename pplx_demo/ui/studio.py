@@ -30,10 +30,10 @@ from pplx_demo.evaluate.datasets import XQUAD_LANGUAGES, RetrievalDataset, load_
     queries_from_file
 from pplx_demo.evaluate.runner import EvalReport, run_corpus_evaluation, run_evaluation, run_variant_pair
 from pplx_demo.index import IndexConfig, warm_up
-from pplx_demo.ingest.chunking import default_chunking
 from pplx_demo.ingest.crawler import CrawlOptions, crawl
-from pplx_demo.ingest.formats import load_files
-from pplx_demo.models import MODELS, STAND_IN_KEY, availability
+from pplx_demo.ingest.worker import load_files_isolated
+from pplx_demo.models import MODELS, STAND_IN_KEY, ModelHub
+from pplx_demo.models.registry import default_chunking
 from pplx_demo.search import SearchService, response_payload
 from pplx_demo.sessions import Sessions, new_session_key
 from pplx_demo.store import Store
@@ -48,7 +48,7 @@ from pplx_demo.ui.outputs import (CompareCharts, CorpusAdded, DatasetControls, E
                                   SearchResults, SessionStarted, Stopped, path_of, progress_bridge, stats_html,
                                   truncation_notice)
 from pplx_demo.ui.eval_view import EvalView, eval_charts, eval_frame, eval_status, eval_tables
-from pplx_demo.ui.gpu import gpu_encoder
+from pplx_demo.ui.gpu import gpu_loader
 from pplx_demo.ui.views import plural
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,10 @@ class Studio:
         self.settings = settings
         self.auto_embed_seconds = float(auto_embed_seconds)
         self.store = Store(settings.db_path)
+        self.models = ModelHub(settings)
         # Encoders come wrapped so that only their forward passes are ZeroGPU tasks.
-        self.search_service = SearchService(self.store, gpu_encoder, kernels=settings.kernels)
+        self.encoder = gpu_loader(self.models)
+        self.search_service = SearchService(self.store, self.encoder, kernels=settings.kernels)
         self.sessions = Sessions(self.store, settings.private_corpus_idle_s)
         self.meter = ThroughputMeter()
         self._heavy = threading.BoundedSemaphore(max(1, settings.heavy_concurrency))
@@ -80,12 +82,12 @@ class Studio:
         log.info("scan kernels ready in %.1f s", warm_up(self.settings.kernels))
         if not self._availability:
             with ThreadPoolExecutor(max_workers=len(MODELS)) as pool:  # hub checks time out in parallel
-                found = list(pool.map(lambda k: availability(k, self.settings), MODELS))
+                found = list(pool.map(self.models.availability, MODELS))
             self._availability = {a.key: a for a in found}
         self._sweep(force=True)
         if self.sample_corpus_id is None:
             start = time.perf_counter()
-            encoder = gpu_encoder(STAND_IN_KEY, "standard")
+            encoder = self.encoder(STAND_IN_KEY, "standard")
             with self._heavy:
                 self.sample_corpus_id, _ = workflows.ensure_sample(self.store, encoder, meter=self.meter)
             self.sample_seconds = time.perf_counter() - start
@@ -96,7 +98,7 @@ class Studio:
     def model_available(self, key: str) -> Any:
         a = self._availability.get(key)
         if a is None:
-            a = self._availability[key] = availability(key, self.settings)
+            a = self._availability[key] = self.models.availability(key)
         return a
 
     def model_choices(self, model_size: str) -> ModelChoices:
@@ -135,7 +137,7 @@ class Studio:
         """
         key, enc_variant = encoder_args(model_size, variant)
         if self.model_available(key).available:
-            return workflows.default_sizes(gpu_encoder(key, enc_variant))
+            return workflows.default_sizes(self.encoder(key, enc_variant))
         budget = min(MODELS[key].max_context, self.settings.max_tokens_cpu)
         size, overlap = default_chunking(key, variant)
         size = min(size, budget)
@@ -341,13 +343,13 @@ class Studio:
                progress: gr.Progress = gr.Progress()) -> CorpusAdded:
         """Upload files into a new private corpus (chunked with the chosen model's tokenizer and embedded)."""
         key, owner = self._who(session_key, request)
-        encoder = gpu_encoder(*encoder_args(model_size, variant))
+        encoder = self.encoder(*encoder_args(model_size, variant))
         plan = self._plan(chunk_tokens, overlap_tokens, encoder)
         paths = [path_of(f) for f in (files or [])]
         if not paths:
             raise DemoError("Choose at least one file to upload.", field="files")
         names = [Path(p).name for p in paths]
-        report = load_files(paths, self.settings, display_names=names)
+        report = load_files_isolated(paths, self.settings, display_names=names)  # parsed in a worker process
         problems = [(r.name, r.reason) for r in report.rejected]
         if not report.documents:
             detail = "; ".join(f"{n}: {r}" for n, r in problems[:5]) or "no text found"
@@ -363,7 +365,7 @@ class Studio:
               request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> CorpusAdded:
         """Crawl a site (within the limits) into a new private corpus."""
         key, owner = self._who(session_key, request)
-        encoder = gpu_encoder(*encoder_args(model_size, variant))
+        encoder = self.encoder(*encoder_args(model_size, variant))
         plan = self._plan(chunk_tokens, overlap_tokens, encoder)
         urls = [u for u in (url or "").split() if u]
         pages = whole_number(max_pages, "max_pages", 1, self.settings.crawl_max_pages)
@@ -376,7 +378,8 @@ class Studio:
             problems.insert(0, ("(crawl)", f"stopped early: {report.stopped}"))
         if not report.documents:
             detail = "; ".join(f"{u}: {r}" for u, r in problems[:3]) or "no pages with text"
-            raise DemoError(f"The crawl found no documents ({detail}).", field="url")
+            setting, _ = next(iter(report.hints.values()), (None, None))  # what would let a refused page in
+            raise DemoError(f"The crawl found no documents ({detail}).", field="url", setting=setting)
         name = (corpus_name or "").strip() or urls[0]
         return self._add_corpus(name, report.documents, problems, "crawl", encoder, plan, key, owner, progress,
                                 cancel)
@@ -388,7 +391,7 @@ class Studio:
         """Embed a corpus with the chosen model now (otherwise the first search does it)."""
         key, owner = self._who(session_key, request)
         c = self._corpus_for(corpus, owner)
-        encoder = gpu_encoder(*encoder_args(model_size, variant))
+        encoder = self.encoder(*encoder_args(model_size, variant))
         outcome = self._embed(c.id, encoder, progress, self._cancel_event(key))
         model = charts.short_model_name(encoder.name)
         if not outcome.embedded:
@@ -410,7 +413,7 @@ class Studio:
         mult = whole_number(rescore_multiplier, "rescore_multiplier", 1, MAX_RESCORE_MULTIPLIER)
         configs = configs_for(list(DEFAULT_CONFIGS) if configurations is None else configurations, matryoshka, mult)
         model_key, enc_variant = encoder_args(model_size, variant)
-        encoder = gpu_encoder(model_key, enc_variant)
+        encoder = self.encoder(model_key, enc_variant)
         ready = (c.id, c.revision, str(encoder.cache_key), str(encoder.variant))
         outcome = None
         if ready not in self._embedded:  # first search of this corpus with this model: may embed (heavy, stoppable)
@@ -471,11 +474,11 @@ class Studio:
         n = whole_number(max_queries, "max_queries", 1, self.max_queries_for(dataset, languages or ["en"]))
         bridge = progress_bridge(progress, "Embedding the evaluation data")
         cancel = self._cancel_event(key)
-        common = dict(progress=bridge, encoder_loader=gpu_encoder, kernels=self.settings.kernels, cancel=cancel)
+        common = dict(progress=bridge, encoder_loader=self.encoder, kernels=self.settings.kernels, cancel=cancel)
         pair_chunking = None
         if late_chunking_pair:
             size = whole_number(pair_chunk_tokens, "pair_chunk_tokens", 8, 10**6)
-            workflows.plan_chunking(gpu_encoder(*variant_keys_for(model_size)[1]), size, 0)  # one clear error
+            workflows.plan_chunking(self.encoder(*variant_keys_for(model_size)[1]), size, 0)  # one clear error
             pair_chunking = (size, 0)
         available: dict[str, int] = {}
         reports: list[EvalReport] = []
@@ -534,7 +537,7 @@ class Studio:
                 raise DemoError(f"{MODELS[key].display_name} is not available here: {a.reason}. "
                                 f"To enable it: {a.how_to_enable}.", field="model_size")
         with self._heavy:
-            demo = contextual_demo(self.store, standard_key, (query or "").strip(), encoder_loader=gpu_encoder)
+            demo = contextual_demo(self.store, standard_key, (query or "").strip(), encoder_loader=self.encoder)
         caveat = "" if MODELS[standard_key].is_pplx else (
             f"{charts.short_model_name(demo.model_name)} was not trained for late chunking (pplx-embed-context-v1 "
             "is): this shows the mechanism, not pplx-embed's gain.")
