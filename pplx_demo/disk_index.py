@@ -62,6 +62,9 @@ CHECKSUM_CHUNK_BYTES = 8 << 20  # a checksum per 8 MiB: an append re-hashes at m
 _ENCODE_BLOCK_BYTES = 32 << 20  # float32 input quantised per step (temporaries stay a few times this)
 
 Progress = Callable[[int, int], None]
+# Names a disk index folder may hold: what `rebuild` is allowed to replace.
+_INDEX_FILE_NAME = re.compile(r"manifest\.json|\.manifest\.json\..*\.tmp|chunk_ids\.i64|"
+                              r"d\d+\.(bits|int8|int8_inv_norm|float32)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,10 +199,9 @@ def _hash_range(path: Path, start: int, stop: int) -> Any:
     return h
 
 
-def file_chunk_digests(path: Path, nbytes: int) -> list[str]:
-    """blake2b-128 hex digest of each CHECKSUM_CHUNK_BYTES chunk of the first `nbytes` of `path`."""
-    return [_hash_range(path, s, min(s + CHECKSUM_CHUNK_BYTES, nbytes)).hexdigest()
-            for s in range(0, nbytes, CHECKSUM_CHUNK_BYTES)]
+def file_chunk_digests(path: Path, nbytes: int, chunk_bytes: int) -> list[str]:
+    """blake2b-128 hex digest of each `chunk_bytes` chunk of the first `nbytes` of `path`."""
+    return [_hash_range(path, s, min(s + chunk_bytes, nbytes)).hexdigest() for s in range(0, nbytes, chunk_bytes)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ def _read_manifest(folder: Path) -> dict:
         raise DemoError(f"{where}: {MANIFEST_NAME} has schema version {version!r}, this program reads "
                         f"{SCHEMA_VERSION}; rebuild the index from the stored vectors")
     try:
-        int(manifest["n_rows"]), int(manifest["full_dim"])
+        int(manifest["n_rows"]), int(manifest["full_dim"]), int(manifest["checksum"]["chunk_bytes"])
         [int(d) for d in manifest["dims"]]
         list(manifest["store"])
         manifest["int8"]["scheme"]
@@ -371,6 +373,10 @@ class DiskIndex:
         return self._calibration
 
     @property
+    def _chunk_bytes(self) -> int:
+        return int(self._manifest["checksum"]["chunk_bytes"])
+
+    @property
     def meta(self) -> dict:
         return dict(self._manifest.get("meta") or {})
 
@@ -515,6 +521,11 @@ class DiskIndex:
             create_args.setdefault("store", old["store"])
             create_args.setdefault("int8_scheme", old["int8"]["scheme"])
             create_args.setdefault("meta", old.get("meta") or {})
+        if folder.exists():
+            strangers = [p.name for p in folder.iterdir() if not _INDEX_FILE_NAME.fullmatch(p.name)]
+            if strangers or not folder.is_dir():
+                raise DemoError(f"{folder} does not look like a disk index folder (it holds {', '.join(strangers[:3])}"
+                                f"{'...' if len(strangers) > 3 else ''}); refusing to replace it")
         tmp = folder.with_name(f".{folder.name}.rebuild-{uuid.uuid4().hex[:8]}")
         fresh = cls.build(tmp, vectors, chunk_ids, progress=progress, cancel=cancel, **create_args)
         fresh.close()
@@ -575,7 +586,7 @@ class DiskIndex:
             try:
                 for name in files:
                     writers[name] = _AppendWriter(self.folder / name, committed[name], list(files[name]["chunks"]),
-                                                  self._tails.get(name))
+                                                  self._tails.get(name), self._chunk_bytes)
                 step = max(1, _ENCODE_BLOCK_BYTES // (4 * self.full_dim))
                 for i in range(0, r, step):
                     if cancel is not None and cancel.is_set():
@@ -636,12 +647,13 @@ class DiskIndex:
                 if have != want:
                     raise DemoError(f"disk index {self.folder}: file {name} has {have} bytes, the manifest records "
                                     f"{want}; rebuild the index from the stored vectors")
-                digests = file_chunk_digests(path, want)
+                chunk = self._chunk_bytes
+                digests = file_chunk_digests(path, want, chunk)
                 for j, (got, exp) in enumerate(zip(digests, entry["chunks"])):
                     if got != exp:
-                        start = j * CHECKSUM_CHUNK_BYTES
+                        start = j * chunk
                         raise DemoError(f"disk index {self.folder}: file {name} is damaged (checksum mismatch in "
-                                        f"bytes {start}..{min(start + CHECKSUM_CHUNK_BYTES, want)}); rebuild the "
+                                        f"bytes {start}..{min(start + chunk, want)}); rebuild the "
                                         f"index from the stored vectors (nothing in the database is affected)")
                 if len(digests) != len(entry["chunks"]):
                     raise DemoError(f"disk index {self.folder}: {MANIFEST_NAME} lists {len(entry['chunks'])} "
@@ -759,18 +771,19 @@ class DiskIndex:
 class _AppendWriter:
     """Appends bytes to one file at its committed length and keeps its chunk checksums up to date."""
 
-    def __init__(self, path: Path, committed: int, chunks: list[str], tail: tuple[int, Any] | None) -> None:
-        self.path, self.committed = path, committed
+    def __init__(self, path: Path, committed: int, chunks: list[str], tail: tuple[int, Any] | None,
+                 chunk_bytes: int) -> None:
+        self.path, self.committed, self.chunk_bytes = path, committed, chunk_bytes
         self.length = committed
-        full = committed // CHECKSUM_CHUNK_BYTES
+        full = committed // chunk_bytes
         self.chunks = chunks[:full]
-        self._filled = committed - full * CHECKSUM_CHUNK_BYTES
+        self._filled = committed - full * chunk_bytes
         if self._filled == 0:
             self._hash = _hasher()
         elif tail is not None and tail[0] == committed:
             self._hash = tail[1].copy()
-        else:  # re-hash the partial last chunk (at most CHECKSUM_CHUNK_BYTES) from the file
-            self._hash = _hash_range(path, full * CHECKSUM_CHUNK_BYTES, committed)
+        else:  # re-hash the partial last chunk (at most one chunk) from the file
+            self._hash = _hash_range(path, full * chunk_bytes, committed)
         self._file = open(path, "r+b")
         self._file.seek(committed)
         self._file.truncate()  # bytes past the committed length belong to no committed state
@@ -781,11 +794,11 @@ class _AppendWriter:
         self._file.write(data)
         pos = 0
         while pos < len(data):
-            take = min(CHECKSUM_CHUNK_BYTES - self._filled, len(data) - pos)
+            take = min(self.chunk_bytes - self._filled, len(data) - pos)
             self._hash.update(data[pos:pos + take])
             self._filled += take
             pos += take
-            if self._filled == CHECKSUM_CHUNK_BYTES:
+            if self._filled == self.chunk_bytes:
                 self.chunks.append(self._hash.hexdigest())
                 self._hash, self._filled = _hasher(), 0
         self.length += len(data)

@@ -270,3 +270,13 @@ def test_index_folder_is_one_safe_folder_per_corpus_model_and_variant(tmp_path):
     assert len({a, b, c}) == 3
     assert a.parent.parent == tmp_path / "corpus-3"
     assert all(ch.isalnum() or ch in "._-" for ch in a.parent.name)
+
+
+def test_rebuild_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path):
+    x, _ = data(n=50)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("keep me")
+    with pytest.raises(DemoError, match="does not look like a disk index folder.*thesis.txt"):
+        DiskIndex.rebuild(folder, x, np.arange(50))
+    assert (folder / "thesis.txt").read_text() == "keep me"
