@@ -27,7 +27,6 @@ import argparse
 import gc
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -169,7 +168,6 @@ def main() -> None:
             cold = (pct(cold_total, 50), pct(cold_total, 95), pct(cold_rescore, 50), pct(cold_rescore, 95))
 
         # -- the peer: faiss binary scan + int8 rescore in RAM -------------------------------
-        bits_spec = level_files(dim, ix.store)["bits"]
         codes_spec = level_files(dim, ix.store)["int8"]
         where = args.faiss_int8
         if where == "auto":
@@ -189,7 +187,6 @@ def main() -> None:
               f"({'np.fromfile' if where == 'ram' else 'shared memory map'}); RssAnon now {mem_peer['RssAnon'] / GB:.2f} GB")
 
         def peer(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-            t0 = time.perf_counter()
             qbits = np.packbits(q >= 0, axis=1)
             _, cand = fb.search(qbits, k * mult)
             t1 = time.perf_counter()
@@ -237,7 +234,6 @@ def main() -> None:
         print(f"# goals: index RAM {ix.ram_nbytes / GB:.2f} GB <= 1.5 GB: {'meets' if ram_ok else 'MISSES'}; "
               f"p50 {o50:.1f} ms <= 100 ms: {'meets' if o50 <= 100 else 'MISSES'}; "
               f"ratio {f50 / o50:.2f}x >= 1.0x: {'meets' if f50 / o50 >= 1.0 else 'MISSES'}")
-        del fb, codes, view
         ix.close()
     finally:
         if not args.keep:

@@ -280,10 +280,11 @@ def run_scale(base_vectors: np.ndarray, query_vectors: np.ndarray, sizes: Sequen
     calibration = None
     if plan.int8_scheme == "calibrated" and base.shape[0] and "int8" in plan.store:
         calibration = first_batch_calibration(base)
-    norms = np.linalg.norm(base, axis=1) if base.shape[0] else np.ones(1, np.float32)
-    norm = float(np.median(norms)) or 1.0
-    rng = np.random.default_rng(seed)
     block_rows = max(1, _BLOCK_BYTES // (4 * full_dim))
+    norms = [np.linalg.norm(base[i:i + block_rows], axis=1) for i in range(0, base.shape[0], block_rows)]
+    norm = float(np.median(np.concatenate(norms))) if norms else 1.0
+    norm = norm if norm > 0 else 1.0
+    rng = np.random.default_rng(seed)
     total = targets[-1] + len(targets) * len(configs)
     done = 0
     report = ScaleReport(full_dim=full_dim, k=k, n_queries=queries.shape[0], repeats=repeats,
