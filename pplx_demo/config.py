@@ -121,6 +121,13 @@ class Settings:
     allow_link_local_addresses: bool = False
     # uploads: wall-clock seconds one file may take to parse in the worker process before it is refused
     parse_timeout_s: float = 60.0
+    # out-of-core index and scale runs (pplx_demo.disk_index, pplx_demo.scale)
+    index_dir: Path = DATA_DIR / "indexes"  # disk indexes: one folder per (corpus, model cache key, variant)
+    scale_ram_budget_bytes: int = 4 << 30  # RAM a scale run may hold (packed bits + work buffers)
+    scale_disk_budget_bytes: int = 16 << 30  # disk a scale run may write (10M x 1024 binary + int8 is ~11.6 GB)
+    # Prices for the RAM vs disk cost report; sources and dates in pplx_demo.deployment.COST_SOURCES.
+    ram_usd_per_gb_month: float = 5.75  # AWS r6i.xlarge on-demand, us-east-1: $0.252/h x 730 h / 32 GiB
+    disk_usd_per_gb_month: float = 0.08  # AWS EBS gp3 SSD storage, us-east-1
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -185,6 +192,11 @@ class Settings:
             allow_link_local_addresses=_bool("PPLX_DEMO_ALLOW_LINK_LOCAL", d.allow_link_local_addresses),
             # uploads: per-file parse time limit of the isolated parser (load_files_isolated)
             parse_timeout_s=_float("PPLX_DEMO_PARSE_TIMEOUT_S", d.parse_timeout_s),
+            index_dir=_path("PPLX_DEMO_INDEX_DIR", d.index_dir) or d.index_dir,
+            scale_ram_budget_bytes=_int("PPLX_DEMO_SCALE_RAM_BUDGET_BYTES", d.scale_ram_budget_bytes),
+            scale_disk_budget_bytes=_int("PPLX_DEMO_SCALE_DISK_BUDGET_BYTES", d.scale_disk_budget_bytes),
+            ram_usd_per_gb_month=_float("PPLX_DEMO_RAM_USD_PER_GB_MONTH", d.ram_usd_per_gb_month),
+            disk_usd_per_gb_month=_float("PPLX_DEMO_DISK_USD_PER_GB_MONTH", d.disk_usd_per_gb_month),
         )
 
 
