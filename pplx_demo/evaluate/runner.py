@@ -29,7 +29,7 @@ from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
 from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import RetrievalDataset
-from pplx_demo.evaluate.metrics import METRICS, evaluate_run, retention
+from pplx_demo.evaluate.metrics import METRICS, evaluate_run, per_query_metrics, retention
 from pplx_demo.index import IndexConfig, QuantizedIndex
 from pplx_demo.store import Store
 
@@ -60,6 +60,8 @@ class EvalConfigResult:
     search_ms: float  # mean per query of the top-10 search, queries searched in batches
     candidates: dict[str, int] = field(default_factory=dict)  # "k@10" / "k@100": chunks asked of the index;
     # "pool@10" / "pool@100": Hamming candidates re-scored (rescore mode only)
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # METRICS -> {query id: value}, the
+    # judged queries `metrics` averages (confidence intervals and paired tests resample these)
 
 
 @dataclass
@@ -83,6 +85,9 @@ class EvalReport:
     embed_s: float = 0.0
     truncated: int = 0  # texts this run's embedding cut at the model's token cap (0 when all came from the cache)
     max_tokens: int | None = None  # the encoder's token cap
+    bm25_per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # METRICS -> {query id: value}
+    reference_per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # float32 full size, same
+    # model and variant, per query (present even when float32 itself was not asked for)
 
     def result(self, label: str) -> EvalConfigResult:
         """The result with this label; DemoError if absent."""
@@ -212,6 +217,11 @@ def doc_level_run(hit_rows: np.ndarray, hit_scores: np.ndarray, row_doc: np.ndar
     return run
 
 
+def search_all(index: QuantizedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(rows (q, k), scores (q, k), seconds spent searching) for every query, in batches."""
+    return _search_all(index, queries, k)
+
+
 def _search_all(index: QuantizedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
     ids, scores, seconds = [], [], 0.0
     for start in range(0, queries.shape[0], _QUERY_BATCH):
@@ -234,7 +244,7 @@ def _normalise_configs(configs: Sequence[IndexConfig], full_dim: int, native: st
 
 
 @dataclass
-class _Vectors:
+class EvalVectors:
     """Float vectors of one dataset for one encoder, with row -> document / query names."""
 
     chunk_vectors: np.ndarray
@@ -248,9 +258,14 @@ class _Vectors:
     truncated: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    chunk_texts: list[str] = field(default_factory=list)  # row -> chunk text (what a BM25 leg indexes)
+    query_texts: list[str] = field(default_factory=list)  # query row -> text
 
 
-def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progress: Progress | None) -> _Vectors:
+_Vectors = EvalVectors  # the earlier private name
+
+
+def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progress: Progress | None) -> EvalVectors:
     t0 = time.perf_counter()
     table = store.chunk_table(corpus_id)
     qtable = store.chunk_table(queries_id)
@@ -275,10 +290,11 @@ def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progre
     qnames = [x if x is not None else str(d) for x, d in zip(qtable.external_ids, qtable.document_ids)]
     if progress is not None:
         progress(total, total)
-    return _Vectors(chunk_vectors=matrix.vectors, row_doc=row_doc, doc_names=list(doc_index),
-                    query_vectors=qmatrix.vectors, query_names=qnames, max_chunks_per_doc=int(counts.max()),
-                    embedded_now=matrix.embedded_now + qmatrix.embedded_now, n_chunks=len(table),
-                    truncated=matrix.truncated_now + qmatrix.truncated_now, seconds=time.perf_counter() - t0)
+    return EvalVectors(chunk_vectors=matrix.vectors, row_doc=row_doc, doc_names=list(doc_index),
+                       query_vectors=qmatrix.vectors, query_names=qnames, max_chunks_per_doc=int(counts.max()),
+                       embedded_now=matrix.embedded_now + qmatrix.embedded_now, n_chunks=len(table),
+                       truncated=matrix.truncated_now + qmatrix.truncated_now, seconds=time.perf_counter() - t0,
+                       chunk_texts=list(table.texts), query_texts=list(qtable.texts))
 
 
 def search_depths(n_chunks: int, max_chunks_per_doc: int) -> tuple[int, int]:
@@ -291,8 +307,18 @@ def search_depths(n_chunks: int, max_chunks_per_doc: int) -> tuple[int, int]:
     return min(n_chunks, TOP * per_doc), min(n_chunks, DEPTH * per_doc)
 
 
-def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: Any,
+def _evaluate_configs(vec: EvalVectors, qrels: dict[str, dict[str, int]], encoder: Any,
                       configs: Sequence[IndexConfig]) -> list[EvalConfigResult]:
+    return evaluate_vectors(vec, qrels, encoder, configs)[0]
+
+
+def evaluate_vectors(vec: EvalVectors, qrels: dict[str, dict[str, int]], encoder: Any,
+                     configs: Sequence[IndexConfig]) -> tuple[list[EvalConfigResult], EvalConfigResult]:
+    """(one result per distinct config, the float32 full-size reference) on already-embedded vectors.
+
+    Configs are resolved for the encoder and de-duplicated as `run_evaluation` does; the reference
+    is computed even when float32 was not asked for (it is what "% of float32" divides by).
+    """
     if vec.n_chunks == 0:
         raise DemoError("the evaluation corpus has no text to search")
     full_dim = int(encoder.dim)
@@ -300,33 +326,43 @@ def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: 
     reference = REFERENCE.resolved(getattr(encoder, "int8_scheme", "tanh"))
     k_top, k_deep = search_depths(vec.n_chunks, vec.max_chunks_per_doc)
     # Queries without text (zero vectors) stay in the qrels and score 0.
-    results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int]]] = {}
+    results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int], dict[str, dict[str, float]]]] = {}
     for config in ([reference] if reference not in resolved else []) + resolved:
         index = QuantizedIndex.build(vec.chunk_vectors, config)
         # Top 10 from a top-10 search: a rescore re-ranks k_top x multiplier candidates, as in the app.
         rows, scores, seconds = _search_all(index, vec.query_vectors, k_top)
-        top = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, TOP), qrels)
+        top_run = doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, TOP)
         if k_deep > k_top:
             rows, scores, _ = _search_all(index, vec.query_vectors, k_deep)
-        deep = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, DEPTH), qrels)
-        metrics = {m: (top[m] if m in AT_TOP else deep[m]) for m in METRICS}
+        deep_run = doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, DEPTH)
+        metrics, per_query = combine_depths(top_run, deep_run, qrels)
         candidates = {"k@10": k_top, "k@100": k_deep}
         if config.mode == "rescore":
             candidates |= {"pool@10": min(vec.n_chunks, k_top * config.rescore_multiplier),
                            "pool@100": min(vec.n_chunks, k_deep * config.rescore_multiplier)}
         ms = 1e3 * seconds / max(1, len(vec.query_names))
-        results[config] = (metrics, index.bytes_per_vector, ms, candidates)
+        results[config] = (metrics, index.bytes_per_vector, ms, candidates, per_query)
     ref_metrics = results[reference][0]
     name = str(encoder.name)
     variant = str(encoder.variant)
-    out = []
-    for config in resolved:
-        metrics, nbytes, ms, candidates = results[config]
+
+    def result(config: IndexConfig) -> EvalConfigResult:
+        metrics, nbytes, ms, candidates, per_query = results[config]
         label = config.label if variant == "standard" else f"{config.label} · late chunking"
-        out.append(EvalConfigResult(label=label, model_key=str(encoder.model_key), model_name=name, variant=variant,
-                                    config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
-                                    bytes_per_vector=nbytes, search_ms=ms, candidates=candidates))
-    return out
+        return EvalConfigResult(label=label, model_key=str(encoder.model_key), model_name=name, variant=variant,
+                                config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
+                                bytes_per_vector=nbytes, search_ms=ms, candidates=candidates, per_query=per_query)
+
+    return [result(c) for c in resolved], result(reference)
+
+
+def combine_depths(top_run: Run, deep_run: Run, qrels: dict[str, dict[str, int]]
+                   ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(means, per query) of METRICS: the @10 metrics from the top-10 run, Recall@100 from the deep run."""
+    top, deep = per_query_metrics(top_run, qrels), per_query_metrics(deep_run, qrels)
+    per_query = {m: (top[m] if m in AT_TOP else deep[m]) for m in METRICS}
+    means = {m: (sum(v.values()) / len(v) if v else 0.0) for m, v in per_query.items()}
+    return means, per_query
 
 
 def _load_encoder(model_key: str, variant: str | None) -> Any:
@@ -355,22 +391,43 @@ def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, vari
     if not dataset.judged_queries():
         raise DemoError(f"dataset {dataset.name} has no query with a relevant document; check the qrels ids")
     encoder = (encoder_loader or _load_encoder)(model_key, variant)
-    if chunking is not None:
-        from pplx_demo.ingest.chunking import validate_chunking
-
-        chunking = (int(chunking[0]), int(chunking[1]))
-        validate_chunking(chunking[0], chunking[1], encoder)  # a clear error, not cut or broken chunks
-    corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
-    vec = _vectors(store, corpus_id, queries_id, encoder, progress)
-    results = _evaluate_configs(vec, dataset.qrels, encoder, configs)
+    chunking = checked_chunking(chunking, encoder)
+    vec = dataset_vectors(store, dataset, encoder, chunking, owner=owner, progress=progress)
+    results, reference = evaluate_vectors(vec, dataset.qrels, encoder, configs)
     setup = bm25_setup(bm25_language or dataset.language)
+    bm25_scores = per_query_metrics(bm25_run(dataset, language=setup.language), dataset.qrels) if bm25 else {}
     return EvalReport(dataset=dataset.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
                       variant=str(encoder.variant), results=results,
-                      bm25=evaluate_run(bm25_run(dataset, language=setup.language), dataset.qrels) if bm25 else None,
+                      bm25=_means(bm25_scores) if bm25 else None,
                       embedded_now=vec.embedded_now, n_documents=len(dataset.corpus), n_chunks=vec.n_chunks,
                       n_queries=len(dataset.queries), chunking=chunking, doc_scoring=doc_scoring,
                       bm25_setup=setup.describe() if bm25 else "", language=dataset.language, embed_s=vec.seconds,
-                      truncated=vec.truncated, max_tokens=_max_tokens(encoder))
+                      truncated=vec.truncated, max_tokens=_max_tokens(encoder), bm25_per_query=bm25_scores,
+                      reference_per_query=reference.per_query)
+
+
+def _means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    """METRICS averaged as `evaluate_run` averages them (0 when no query is judged)."""
+    return {m: (sum(per_query[m].values()) / len(per_query[m]) if per_query.get(m) else 0.0) for m in METRICS}
+
+
+def checked_chunking(chunking: tuple[int, int] | None, encoder: Any) -> tuple[int, int] | None:
+    """(chunk_tokens, overlap_tokens) as ints, validated against the encoder's window; None stays None."""
+    if chunking is None:
+        return None
+    from pplx_demo.ingest.chunking import validate_chunking
+
+    chunking = (int(chunking[0]), int(chunking[1]))
+    validate_chunking(chunking[0], chunking[1], encoder)  # a clear error, not cut or broken chunks
+    return chunking
+
+
+def dataset_vectors(store: Store, dataset: RetrievalDataset, encoder: Any, chunking: tuple[int, int] | None, *,
+                    owner: str | None = None, progress: Progress | None = None) -> EvalVectors:
+    """The dataset's chunk and query vectors for `encoder`, stored and embedded once (cache hits later),
+    exactly as `run_evaluation` reads them; `chunking` as there (validate it first)."""
+    corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
+    return _vectors(store, corpus_id, queries_id, encoder, progress)
 
 
 def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str], qrels: dict[str, dict[str, int]],
@@ -395,6 +452,23 @@ def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str],
         raise DemoError(f"none of the {len(named)} document ids in the qrels matches a document of corpus "
                         f"{info.name!r} (ids are compared with the documents' source ids or uris)")
     encoder = (encoder_loader or _load_encoder)(model_key, variant)
+    vec = corpus_vectors(store, corpus_id, queries, judged, encoder, owner=owner, progress=progress, table=table)
+    results, reference = evaluate_vectors(vec, judged, encoder, configs)
+    return EvalReport(dataset=info.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
+                      variant=str(encoder.variant), results=results, bm25=None, embedded_now=vec.embedded_now,
+                      n_documents=info.n_documents, n_chunks=vec.n_chunks, n_queries=len(judged),
+                      chunking=_chunking_of(info.chunking), language=info.languages[0] if len(info.languages) == 1 else None,
+                      embed_s=vec.seconds, truncated=vec.truncated, max_tokens=_max_tokens(encoder),
+                      reference_per_query=reference.per_query)
+
+
+def corpus_vectors(store: Store, corpus_id: int, queries: dict[str, str], judged: dict[str, dict[str, int]],
+                   encoder: Any, *, owner: str | None = None, progress: Progress | None = None,
+                   table: Any = None) -> EvalVectors:
+    """A stored corpus' chunk vectors and the uploaded queries' vectors, as `run_corpus_evaluation`
+    reads them (documents named by external id, else uri). Check access and qrels first."""
+    table = table if table is not None else store.chunk_table(corpus_id)
+    info = store.get_corpus(corpus_id)
     qds = RetrievalDataset(name=f"{info.name} queries", corpus={}, queries=queries, qrels=judged)
     query_ids = list(queries)
     qtexts = [queries[q] for q in query_ids]
@@ -409,12 +483,7 @@ def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str],
     vec = _vectors(store, corpus_id, queries_id, encoder, progress)
     # Name documents by external id, else uri, so qrels can use either.
     vec.doc_names = _corpus_doc_names(table, vec.doc_names)
-    results = _evaluate_configs(vec, judged, encoder, configs)
-    return EvalReport(dataset=info.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
-                      variant=str(encoder.variant), results=results, bm25=None, embedded_now=vec.embedded_now,
-                      n_documents=info.n_documents, n_chunks=vec.n_chunks, n_queries=len(judged),
-                      chunking=_chunking_of(info.chunking), language=info.languages[0] if len(info.languages) == 1 else None,
-                      embed_s=vec.seconds, truncated=vec.truncated, max_tokens=_max_tokens(encoder))
+    return vec
 
 
 def _max_tokens(encoder: Any) -> int | None:
