@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import bm25s
-import numpy as np
 import pytest
 
 from pplx_demo.documents import Chunk, Document

@@ -29,7 +29,7 @@ from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
 from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import RetrievalDataset
-from pplx_demo.evaluate.metrics import METRICS, evaluate_run, per_query_metrics, retention
+from pplx_demo.evaluate.metrics import METRICS, per_query_metrics, retention
 from pplx_demo.index import IndexConfig, QuantizedIndex
 from pplx_demo.store import Store
 
