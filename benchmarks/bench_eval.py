@@ -46,7 +46,8 @@ from pplx_demo.evaluate.reproduction import (  # noqa: E402
     Reproduction,
     ReproductionRow,
 )
-from pplx_demo.evaluate.runner import run_evaluation, run_variant_pair, store_dataset  # noqa: E402
+from pplx_demo.evaluate.runner import store_dataset  # noqa: E402
+from pplx_demo.evaluate.runs import run_evaluation, run_variant_pair  # noqa: E402
 from pplx_demo.index import IndexConfig  # noqa: E402
 from pplx_demo.config import Settings  # noqa: E402
 from pplx_demo.embedding import embed_corpus  # noqa: E402

@@ -31,11 +31,12 @@ CONFIG_COLOURS: dict[str, str] = {
     "binary": "#dc2626",
     "binary + rescore": "#9333ea",
     "binary + asymmetric": "#ea580c",
+    "hybrid": "#0d9488",
 }
 OTHER_COLOUR = "#64748b"  # BM25 and anything that is not an index configuration
 _STAGE_COLOURS = {"embed_query": "#94a3b8", "fetch_text": "#cbd5e1"}
 LATE_CHUNKING_PATTERN = "/"  # late chunking (the contextual variant) is hatched / open everywhere
-_LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=64, r=20, t=96, b=40),
+LAYOUT = dict(template="plotly_white", height=400, margin=dict(l=64, r=20, t=96, b=40),
                font=dict(family="Inter, system-ui, sans-serif", size=12),
                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0))
 
@@ -63,6 +64,8 @@ def series_name(config: IndexConfig, variant: str = "standard") -> str:
 
 def axis_label(config: IndexConfig, variant: str = "standard") -> str:
     """A configuration over several short lines (axis labels need no rotation), built from its fields."""
+    if config.hybrid:
+        return f"BM25 + RRF k={config.rrf_k}<br>" + axis_label(config.dense, variant)
     lines = [config.precision + (f" {config.int8_scheme}" if config.precision == "int8" and config.int8_scheme
                                  else "")]
     if config.mode == "rescore":
@@ -114,7 +117,7 @@ def message_figure(text: str, title: str = "") -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                        font=dict(size=14, color="#475569"))
-    fig.update_layout(**_LAYOUT, title=title or None)
+    fig.update_layout(**LAYOUT, title=title or None)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -134,7 +137,7 @@ def safe_figure(fn: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
     return wrapper
 
 
-def _legend_swatch(fig: go.Figure, name: str, colour: str, pattern: str = "", **where: Any) -> None:
+def legend_swatch(fig: go.Figure, name: str, colour: str, pattern: str = "", **where: Any) -> None:
     """A legend-only bar entry (explains a colour or hatching used by several traces)."""
     fig.add_bar(x=[None], y=[None], name=name, marker=dict(color=colour, pattern_shape=pattern),
                 showlegend=True, hoverinfo="skip", **where)
@@ -192,12 +195,12 @@ def latency_figure(runs: Sequence[Any]) -> go.Figure:
                 customdata=["fetch text"] * len(xs), hovertemplate=hover, row=1, col=2)
     fig.add_scatter(x=xs, y=totals, mode="text", text=[_ms(v) for v in totals], textposition="top center",
                     showlegend=False, hoverinfo="skip", row=1, col=2)
-    _legend_swatch(fig, "index search (configuration colour)", OTHER_COLOUR, row=1, col=1)
-    _legend_swatch(fig, "rescore (hatched)", OTHER_COLOUR, "/", row=1, col=1)
-    _legend_swatch(fig, "embed query", _STAGE_COLOURS["embed_query"], row=1, col=2)
-    _legend_swatch(fig, "fetch text", _STAGE_COLOURS["fetch_text"], row=1, col=2)
+    legend_swatch(fig, "index search (configuration colour)", OTHER_COLOUR, row=1, col=1)
+    legend_swatch(fig, "rescore (hatched)", OTHER_COLOUR, "/", row=1, col=1)
+    legend_swatch(fig, "embed query", _STAGE_COLOURS["embed_query"], row=1, col=2)
+    legend_swatch(fig, "fetch text", _STAGE_COLOURS["fetch_text"], row=1, col=2)
     n = len(runs)
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**LAYOUT)
     fig.update_layout(barmode="stack", height=440, margin=dict(l=64, r=20, t=120, b=40),
                       legend=dict(orientation="h", yanchor="bottom", y=1.08, xanchor="left", x=0.0,
                                   traceorder="normal"),
@@ -239,7 +242,7 @@ def storage_figure(response: Any | None) -> go.Figure:
                     hovertemplate=str(c.config) + "<br>%{x}: %{customdata}<extra></extra>")
         all_y.extend(ys)
     tickvals, ticktext = _byte_ticks(min(all_y), max(all_y))
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**LAYOUT)
     fig.update_layout(barmode="group", height=460, margin=dict(l=64, r=20, t=70, b=40),
                       legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0.0),
                       title="Index size: this corpus and projections (log scale)"
@@ -258,7 +261,7 @@ def score_distribution_figure(response: Any | None) -> go.Figure:
     for c in columns:
         fig.add_box(name=axis_label(c.config), y=[h.score for h in c.hits], boxpoints="all", jitter=0.3, pointpos=0,
                     marker_color=colour_for(c.config), showlegend=False)
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**LAYOUT)
     fig.update_layout(title="Score distribution of the top-k hits (last search)"
                             + _model_subtitle([response.model_name]))
     fig.update_yaxes(title_text="score (scale differs by mode)")
@@ -306,7 +309,7 @@ def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence
     pad = max(0.5, (max(ys) - min(ys)) * 0.2)
     xs = [r.bytes_per_vector for r in points]
     tickvals, ticktext = _decade_ticks(min(xs), max(xs))
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**LAYOUT)
     fig.update_layout(height=460, margin=dict(l=64, r=20, t=60, b=40),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0),
                       title=f"{metric} vs bytes per vector"
@@ -343,7 +346,7 @@ def per_language_figure(results_by_language: Mapping[str, Sequence[Any]], metric
                     textfont=dict(size=10), cliponaxis=False,
                     hovertemplate=name + "<br>%{x}: %{y:.2f}<extra></extra>")
     hi = max(values)
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**LAYOUT)
     fig.update_layout(barmode="group", height=460, margin=dict(l=64, r=20, t=60, b=40),
                       legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0.0),
                       title=f"{metric} per language and configuration"

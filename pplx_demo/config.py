@@ -128,6 +128,19 @@ class Settings:
     # Prices for the RAM vs disk cost report; sources and dates in pplx_demo.deployment.COST_SOURCES.
     ram_usd_per_gb_month: float = 5.75  # AWS r6i.xlarge on-demand, us-east-1: $0.252/h x 730 h / 32 GiB
     disk_usd_per_gb_month: float = 0.08  # AWS EBS gp3 SSD storage, us-east-1
+    # hybrid search (pplx_demo.hybrid): each leg's candidates = top-k x this factor; the RRF constant
+    hybrid_depth_factor: int = 4
+    hybrid_rrf_k: int = 60
+    # BM25 indexes kept in memory (one per corpus revision): at most this many, and about this many bytes
+    bm25_cache_entries: int = 8
+    bm25_cache_bytes: int = 512 * 1024 * 1024
+    # "why it matched" (pplx_demo.explain): hits explained per column, sentences scored per hit, vectors cached
+    explain_max_hits: int = 10
+    explain_max_sentences: int = 24
+    explain_cache_entries: int = 20_000
+    # confidence intervals and paired tests (evaluate.confidence): bootstrap resamples / sign patterns, seed
+    confidence_resamples: int = 2000
+    confidence_seed: int = 0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -197,6 +210,15 @@ class Settings:
             scale_disk_budget_bytes=_int("PPLX_DEMO_SCALE_DISK_BUDGET_BYTES", d.scale_disk_budget_bytes),
             ram_usd_per_gb_month=_float("PPLX_DEMO_RAM_USD_PER_GB_MONTH", d.ram_usd_per_gb_month),
             disk_usd_per_gb_month=_float("PPLX_DEMO_DISK_USD_PER_GB_MONTH", d.disk_usd_per_gb_month),
+            hybrid_depth_factor=_int("PPLX_DEMO_HYBRID_DEPTH_FACTOR", d.hybrid_depth_factor),
+            hybrid_rrf_k=_int("PPLX_DEMO_HYBRID_RRF_K", d.hybrid_rrf_k),
+            bm25_cache_entries=_int("PPLX_DEMO_BM25_CACHE_ENTRIES", d.bm25_cache_entries),
+            bm25_cache_bytes=_int("PPLX_DEMO_BM25_CACHE_BYTES", d.bm25_cache_bytes),
+            explain_max_hits=_int("PPLX_DEMO_EXPLAIN_MAX_HITS", d.explain_max_hits),
+            explain_max_sentences=_int("PPLX_DEMO_EXPLAIN_MAX_SENTENCES", d.explain_max_sentences),
+            explain_cache_entries=_int("PPLX_DEMO_EXPLAIN_CACHE_ENTRIES", d.explain_cache_entries),
+            confidence_resamples=_int("PPLX_DEMO_CONFIDENCE_RESAMPLES", d.confidence_resamples),
+            confidence_seed=_int("PPLX_DEMO_CONFIDENCE_SEED", d.confidence_seed),
         )
 
 

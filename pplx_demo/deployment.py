@@ -62,12 +62,16 @@ PROJECTION_SIZES: dict[str, int] = {"1M": 1_000_000, "100M": 100_000_000, "1B": 
 class BytesSplit:
     """Per-vector bytes of one configuration: what must be in RAM, what may stay on disk."""
 
-    config_label: str
+    config: IndexConfig
     dim: int  # searched size (Matryoshka size or the full size)
     ram_bytes_per_vector: int
     disk_bytes_per_vector: int
     ram_holds: str  # e.g. "binary codes"
     disk_holds: str  # e.g. "int8 codes + row norms (rescoring candidates only)"; "" when nothing
+
+    @property
+    def config_label(self) -> str:
+        return str(self.config)
 
 
 def bytes_split(config: IndexConfig, full_dim: int) -> BytesSplit:
@@ -75,23 +79,23 @@ def bytes_split(config: IndexConfig, full_dim: int) -> BytesSplit:
     d = int(full_dim) if config.dim is None else min(int(config.dim), int(full_dim))
     bits = bits_row_bytes(d)
     if config.precision == "float32":
-        return BytesSplit(config.label, d, 4 * d, 0, "float32 unit vectors", "")
+        return BytesSplit(config, d, 4 * d, 0, "float32 unit vectors", "")
     if config.precision == "int8":
-        return BytesSplit(config.label, d, d + 4, 0, "int8 codes + row norms", "")
+        return BytesSplit(config, d, d + 4, 0, "int8 codes + row norms", "")
     if config.mode == "rescore" and config.rescore_with == "int8":
-        return BytesSplit(config.label, d, bits, d + 4, "binary codes",
+        return BytesSplit(config, d, bits, d + 4, "binary codes",
                           "int8 codes + row norms (read for rescoring candidates only)")
     if config.mode == "rescore":
-        return BytesSplit(config.label, d, bits, 4 * d, "binary codes",
+        return BytesSplit(config, d, bits, 4 * d, "binary codes",
                           "float32 unit vectors (read for rescoring candidates only)")
-    return BytesSplit(config.label, d, bits, 0, "binary codes", "")
+    return BytesSplit(config, d, bits, 0, "binary codes", "")
 
 
 @dataclass(frozen=True)
 class DeploymentCost:
     """Bytes and $ per month of serving one configuration over `n_vectors` vectors."""
 
-    config_label: str
+    config: IndexConfig
     n_vectors: int
     dim: int
     ram_bytes: int
@@ -106,8 +110,13 @@ class DeploymentCost:
     def total_usd_month(self) -> float:
         return self.ram_usd_month + self.disk_usd_month
 
+    @property
+    def config_label(self) -> str:
+        return str(self.config)
+
     def to_dict(self) -> dict:
         out = asdict(self)
+        out["config"] = out["config_label"] = str(self.config)
         out["total_usd_month"] = self.total_usd_month
         return out
 
@@ -122,7 +131,7 @@ def deployment_cost(config: IndexConfig, full_dim: int, n_vectors: int, *, ram_u
     split = bytes_split(config, full_dim)
     n = int(n_vectors)
     ram, disk = split.ram_bytes_per_vector * n, split.disk_bytes_per_vector * n
-    return DeploymentCost(split.config_label, n, split.dim, ram, disk, _usd(ram, ram_usd_per_gb_month),
+    return DeploymentCost(split.config, n, split.dim, ram, disk, _usd(ram, ram_usd_per_gb_month),
                           _usd(disk, disk_usd_per_gb_month), split.ram_holds, split.disk_holds)
 
 
@@ -144,7 +153,7 @@ def measured_cost(footprint: IndexFootprint, dim: int, *, ram_usd_per_gb_month: 
     """
     ram = footprint.ram_bytes + footprint.scanned_file_bytes
     disk = footprint.candidate_file_bytes
-    return DeploymentCost(footprint.config_label, footprint.n_vectors, int(dim), ram, disk,
+    return DeploymentCost(footprint.config, footprint.n_vectors, int(dim), ram, disk,
                           _usd(ram, ram_usd_per_gb_month), _usd(disk, disk_usd_per_gb_month), measured=True)
 
 

@@ -316,15 +316,19 @@ def quantized_index_over(config: IndexConfig, n: int, dim: int, full_dim: int, *
 class IndexFootprint:
     """Bytes one configuration of an opened disk index uses: held in RAM, and read from disk files."""
 
-    config_label: str
+    config: IndexConfig
     n_vectors: int
     ram_bytes: int  # arrays this process holds for the configuration (packed bits)
     scanned_file_bytes: int  # memory-mapped files every query scans in full (needs page cache to be fast)
     candidate_file_bytes: int  # memory-mapped files read only for the rescoring candidates
     disk_bytes: int  # every file the configuration reads, on disk
 
+    @property
+    def config_label(self) -> str:
+        return str(self.config)
+
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "config": str(self.config), "config_label": str(self.config)}
 
 
 class DiskIndex:
@@ -765,7 +769,7 @@ class DiskIndex:
                 candidates = size[files["int8"].name] + size[files["int8_inv_norm"].name]
             elif config.mode == "rescore":
                 candidates = size[files["float32"].name]
-        return IndexFootprint(config.label, self.n, ram, scanned, candidates, ram + scanned + candidates)
+        return IndexFootprint(config, self.n, ram, scanned, candidates, ram + scanned + candidates)
 
 
 class _AppendWriter:

@@ -57,7 +57,7 @@ class ScaleBudget:
 class ScalePoint:
     """One configuration at one corpus size: one-query latency over the real queries."""
 
-    config_label: str
+    config: IndexConfig
     n_vectors: int
     p50_ms: float
     p95_ms: float
@@ -69,8 +69,14 @@ class ScalePoint:
     scanned_bytes: int  # bytes every query scans in full (RAM bits, or memory-mapped codes / floats)
     candidate_bytes_per_query: int  # bytes read from disk per query for rescoring (k x multiplier rows)
 
+    @property
+    def config_label(self) -> str:
+        return str(self.config)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["config"] = out["config_label"] = str(self.config)
+        return out
 
 
 @dataclass
@@ -365,7 +371,7 @@ def _time_config(index: DiskIndex, config: IndexConfig, queries: np.ndarray, k: 
     else:
         candidates = 0
     return ScalePoint(
-        config_label=config.label, n_vectors=index.n, p50_ms=_percentile_ms(total, 50),
+        config=config, n_vectors=index.n, p50_ms=_percentile_ms(total, 50),
         p95_ms=_percentile_ms(total, 95), search_p50_ms=statistics.median(search) * 1e3,
         rescore_p50_ms=statistics.median(rescore) * 1e3, samples=len(total), kernel=kernel,
         ram_bytes=foot.ram_bytes, scanned_bytes=foot.ram_bytes + foot.scanned_file_bytes,

@@ -28,3 +28,8 @@ def load_encoder(key_or_path: str, variant: str | None = None, settings: Setting
 
 def availability(key: str, settings: Settings | None = None, *, check_hub: bool = True) -> Availability:
     return _availability(key, settings or Settings.from_env(), check_hub=check_hub)
+
+
+def with_models(fn):
+    """`fn` with this process' hub as its encoder loader (evaluation runs take the loader explicitly)."""
+    return functools.partial(fn, encoder_loader=get_encoder)

@@ -14,27 +14,21 @@ from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
 from pplx_demo.cli.eval import report_lines
 from pplx_demo.evaluate import contextual as contextual_module
-from pplx_demo.evaluate import runner
+from pplx_demo.evaluate import runs
 from pplx_demo.evaluate.contextual import illustrative_document
 from pplx_demo.evaluate.datasets import RetrievalDataset, load_beir
 from pplx_demo.evaluate.metrics import evaluate_run
 from pplx_demo.evaluate.reproduction import Reproduction, ReproductionRow, load_reproduction
-from pplx_demo.evaluate.runner import (
-    _evaluate_configs,
-    _Vectors,
-    doc_level_run,
-    pareto_frontier,
-    report_json,
-    report_rows,
-)
+from pplx_demo.evaluate.runner import _Vectors, _evaluate_configs, doc_level_run, pareto_frontier
+from pplx_demo.evaluate.reports import report_json, report_rows
 from pplx_demo.index import IndexConfig, QuantizedIndex
 from model_loading import get_encoder
 from pplx_demo.store import Store
 
 # The test process is the entry point: its model hub loads the encoders every call uses.
-run_evaluation = functools.partial(runner.run_evaluation, encoder_loader=get_encoder)
-run_variant_pair = functools.partial(runner.run_variant_pair, encoder_loader=get_encoder)
-run_corpus_evaluation = functools.partial(runner.run_corpus_evaluation, encoder_loader=get_encoder)
+run_evaluation = functools.partial(runs.run_evaluation, encoder_loader=get_encoder)
+run_variant_pair = functools.partial(runs.run_variant_pair, encoder_loader=get_encoder)
+run_corpus_evaluation = functools.partial(runs.run_corpus_evaluation, encoder_loader=get_encoder)
 contextual_demo = functools.partial(contextual_module.contextual_demo, encoder_loader=get_encoder)
 
 DOCS = {

@@ -21,8 +21,9 @@ from pplx_demo.errors import DemoError
 from pplx_demo.evaluate.contextual import ContextualDemo, contextual_demo
 from pplx_demo.evaluate.datasets import RetrievalDataset, load_beir, load_xquad
 from pplx_demo.evaluate.metrics import METRICS
-from pplx_demo.evaluate.runner import (EvalReport, report_json, report_warnings, run_evaluation, run_variant_pair,
-                                       warning_text)
+from pplx_demo.evaluate.runner import EvalReport
+from pplx_demo.evaluate.runs import run_evaluation, run_variant_pair
+from pplx_demo.evaluate.reports import report_json, report_warnings, warning_text
 from pplx_demo.index import IndexConfig, warm_up
 
 

@@ -6,6 +6,7 @@ pass `language="en"` to reproduce it exactly. By default the corpus language pic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pplx_demo.errors import DemoError
@@ -21,6 +22,8 @@ STEMMERS: dict[str, str] = {
     "ne": "nepali", "nl": "dutch", "no": "norwegian", "pl": "polish", "pt": "portuguese",
     "ro": "romanian", "ru": "russian", "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish",
 }
+# bm25s' default word pattern (scikit-learn's CountVectorizer): runs of 2+ word characters, lower-cased first.
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 # Languages bm25s ships stop-word lists for (its own codes).
 STOPWORDS: frozenset[str] = frozenset({"en", "de", "nl", "fr", "es", "pt", "it", "ru", "sv", "no", "zh", "tr", "ko", "da"})
 
@@ -44,21 +47,29 @@ def bm25_setup(language: str | None) -> Bm25Setup:
     return Bm25Setup(language, STEMMERS.get(language), language if language in STOPWORDS else None)
 
 
+def bm25_tokenizer_args(setup: Bm25Setup) -> tuple[str | list[str], Callable[[list[str]], list[str]] | None]:
+    """(stopwords, stemmer) to pass to `bm25s.tokenize` for this setup: the same for corpus and queries."""
+    stem = None
+    if setup.stemmer:
+        import Stemmer
+
+        stem = Stemmer.Stemmer(setup.stemmer).stemWords
+    return setup.stopwords or [], stem
+
+
 def bm25_run(dataset: RetrievalDataset, k: int = 100, language: str | None = None) -> Run:
     """Top-k BM25 scores per query over the whole corpus (title + text), bm25s defaults (Lucene BM25).
 
     `language` defaults to the corpus language; pass "en" for MTEB's English-only baseline.
     """
     import bm25s
-    import Stemmer
 
     if not dataset.corpus:
         raise DemoError(f"dataset {dataset.name} has an empty corpus")
     setup = bm25_setup(language or dataset.language)
-    stem = Stemmer.Stemmer(setup.stemmer).stemWords if setup.stemmer else None
+    stop, stem = bm25_tokenizer_args(setup)
     doc_ids = list(dataset.corpus)
     texts = [dataset.document_text(d) for d in doc_ids]
-    stop = setup.stopwords or []
     corpus_tokens = bm25s.tokenize(texts, stopwords=stop, stemmer=stem, show_progress=False)
     retriever = bm25s.BM25()
     retriever.index(corpus_tokens, show_progress=False)

@@ -69,6 +69,15 @@ def per_query(run: Run, qrels: Qrels) -> dict[str, dict[str, float]]:
             for qid, judged in qrels.items() if any(g > 0 for g in judged.values())}
 
 
+def per_query_metrics(run: Run, qrels: Qrels) -> dict[str, dict[str, float]]:
+    """{metric: {query id: value}} over the judged queries, the values `evaluate_run` averages.
+
+    Same conventions: only queries with a relevant judgement; one missing from the run scores 0.
+    """
+    rows = per_query(run, qrels)
+    return {m: {qid: r[m] for qid, r in rows.items()} for m in METRICS}
+
+
 def evaluate_run(run: Run, qrels: Qrels) -> dict[str, float]:
     """nDCG@10, Recall@10, Recall@100 and MRR@10 averaged over the judged queries (0..1)."""
     rows = per_query(run, qrels)

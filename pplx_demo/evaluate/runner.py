@@ -16,7 +16,6 @@ never a deeper pool. Search latency is that of the top-10 search.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,11 +27,9 @@ import numpy as np
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.embedding import embed_corpus
 from pplx_demo.errors import DemoError
-from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import RetrievalDataset
-from pplx_demo.evaluate.metrics import METRICS, evaluate_run, retention
+from pplx_demo.evaluate.metrics import METRICS, per_query_metrics, retention
 from pplx_demo.index import IndexConfig, QuantizedIndex
-from pplx_demo.models.registry import variant_keys
 from pplx_demo.store import Store
 
 Progress = Callable[[int, int], None]
@@ -61,6 +58,8 @@ class EvalConfigResult:
     search_ms: float  # mean per query of the top-10 search, queries searched in batches
     candidates: dict[str, int] = field(default_factory=dict)  # "k@10" / "k@100": chunks asked of the index;
     # "pool@10" / "pool@100": Hamming candidates re-scored (rescore mode only)
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # METRICS -> {query id: value}, the
+    # judged queries `metrics` averages (confidence intervals and paired tests resample these)
 
     @property
     def label(self) -> str:
@@ -94,6 +93,9 @@ class EvalReport:
     embed_s: float = 0.0
     truncated: int = 0  # texts this run's embedding cut at the model's token cap (0 when all came from the cache)
     max_tokens: int | None = None  # the encoder's token cap
+    bm25_per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # METRICS -> {query id: value}
+    reference_per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # float32 full size, same
+    # model and variant, per query (present even when float32 itself was not asked for)
 
     def result(self, config: IndexConfig | str) -> EvalConfigResult:
         """The result of this configuration (an IndexConfig or any spelling `IndexConfig.parse` takes)."""
@@ -224,6 +226,11 @@ def doc_level_run(hit_rows: np.ndarray, hit_scores: np.ndarray, row_doc: np.ndar
     return run
 
 
+def search_all(index: QuantizedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(rows (q, k), scores (q, k), seconds spent searching) for every query, in batches."""
+    return _search_all(index, queries, k)
+
+
 def _search_all(index: QuantizedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
     ids, scores, seconds = [], [], 0.0
     for start in range(0, queries.shape[0], _QUERY_BATCH):
@@ -240,7 +247,7 @@ def _normalise_configs(configs: Sequence[IndexConfig], full_dim: int, native: st
 
 
 @dataclass
-class _Vectors:
+class EvalVectors:
     """Float vectors of one dataset for one encoder, with row -> document / query names."""
 
     chunk_vectors: np.ndarray
@@ -254,10 +261,15 @@ class _Vectors:
     truncated: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    chunk_texts: list[str] = field(default_factory=list)  # row -> chunk text (what a BM25 leg indexes)
+    query_texts: list[str] = field(default_factory=list)  # query row -> text
+
+
+_Vectors = EvalVectors  # the earlier private name
 
 
 def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progress: Progress | None,
-             cancel: Any = None) -> _Vectors:
+             cancel: Any = None) -> EvalVectors:
     t0 = time.perf_counter()
     table = store.chunk_table(corpus_id)
     qtable = store.chunk_table(queries_id)
@@ -282,10 +294,11 @@ def _vectors(store: Store, corpus_id: int, queries_id: int, encoder: Any, progre
     qnames = [x if x is not None else str(d) for x, d in zip(qtable.external_ids, qtable.document_ids)]
     if progress is not None:
         progress(total, total)
-    return _Vectors(chunk_vectors=matrix.vectors, row_doc=row_doc, doc_names=list(doc_index),
-                    query_vectors=qmatrix.vectors, query_names=qnames, max_chunks_per_doc=int(counts.max()),
-                    embedded_now=matrix.embedded_now + qmatrix.embedded_now, n_chunks=len(table),
-                    truncated=matrix.truncated_now + qmatrix.truncated_now, seconds=time.perf_counter() - t0)
+    return EvalVectors(chunk_vectors=matrix.vectors, row_doc=row_doc, doc_names=list(doc_index),
+                       query_vectors=qmatrix.vectors, query_names=qnames, max_chunks_per_doc=int(counts.max()),
+                       embedded_now=matrix.embedded_now + qmatrix.embedded_now, n_chunks=len(table),
+                       truncated=matrix.truncated_now + qmatrix.truncated_now, seconds=time.perf_counter() - t0,
+                       chunk_texts=list(table.texts), query_texts=list(qtable.texts))
 
 
 def search_depths(n_chunks: int, max_chunks_per_doc: int) -> tuple[int, int]:
@@ -298,8 +311,19 @@ def search_depths(n_chunks: int, max_chunks_per_doc: int) -> tuple[int, int]:
     return min(n_chunks, TOP * per_doc), min(n_chunks, DEPTH * per_doc)
 
 
-def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: Any,
+def _evaluate_configs(vec: EvalVectors, qrels: dict[str, dict[str, int]], encoder: Any,
                       configs: Sequence[IndexConfig], kernels: str = "auto") -> list[EvalConfigResult]:
+    return evaluate_vectors(vec, qrels, encoder, configs, kernels)[0]
+
+
+def evaluate_vectors(vec: EvalVectors, qrels: dict[str, dict[str, int]], encoder: Any,
+                     configs: Sequence[IndexConfig], kernels: str = "auto"
+                     ) -> tuple[list[EvalConfigResult], EvalConfigResult]:
+    """(one result per distinct config, the float32 full-size reference) on already-embedded vectors.
+
+    Configs are resolved for the encoder and de-duplicated as `run_evaluation` does; the reference
+    is computed even when float32 was not asked for (it is what "% of float32" divides by).
+    """
     if vec.n_chunks == 0:
         raise DemoError("the evaluation corpus has no text to search")
     full_dim = int(encoder.dim)
@@ -307,96 +331,76 @@ def _evaluate_configs(vec: _Vectors, qrels: dict[str, dict[str, int]], encoder: 
     reference = REFERENCE.resolved(getattr(encoder, "int8_scheme", "tanh"))
     k_top, k_deep = search_depths(vec.n_chunks, vec.max_chunks_per_doc)
     # Queries without text (zero vectors) stay in the qrels and score 0.
-    results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int]]] = {}
+    results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int], dict[str, dict[str, float]]]] = {}
     for config in ([reference] if reference not in resolved else []) + resolved:
         index = QuantizedIndex.build(vec.chunk_vectors, config, kernels)
         # Top 10 from a top-10 search: a rescore re-ranks k_top x multiplier candidates, as in the app.
         rows, scores, seconds = _search_all(index, vec.query_vectors, k_top)
-        top = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, TOP), qrels)
+        top_run = doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, TOP)
         if k_deep > k_top:
             rows, scores, _ = _search_all(index, vec.query_vectors, k_deep)
-        deep = evaluate_run(doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, DEPTH), qrels)
-        metrics = {m: (top[m] if m in AT_TOP else deep[m]) for m in METRICS}
+        deep_run = doc_level_run(rows, scores, vec.row_doc, vec.doc_names, vec.query_names, DEPTH)
+        metrics, per_query = combine_depths(top_run, deep_run, qrels)
         candidates = {"k@10": k_top, "k@100": k_deep}
         if config.mode == "rescore":
             candidates |= {"pool@10": min(vec.n_chunks, k_top * config.rescore_multiplier),
                            "pool@100": min(vec.n_chunks, k_deep * config.rescore_multiplier)}
         ms = 1e3 * seconds / max(1, len(vec.query_names))
-        results[config] = (metrics, index.bytes_per_vector, ms, candidates)
+        results[config] = (metrics, index.bytes_per_vector, ms, candidates, per_query)
     ref_metrics = results[reference][0]
     name = str(encoder.name)
     variant = str(encoder.variant)
-    out = []
-    for config in resolved:
-        metrics, nbytes, ms, candidates = results[config]
-        out.append(EvalConfigResult(model_key=str(encoder.model_key), model_name=name, variant=variant,
-                                    config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
-                                    bytes_per_vector=nbytes, search_ms=ms, candidates=candidates))
-    return out
+
+    def result(config: IndexConfig) -> EvalConfigResult:
+        metrics, nbytes, ms, candidates, per_query = results[config]
+        return EvalConfigResult(model_key=str(encoder.model_key), model_name=name, variant=variant,
+                                config=config, metrics=metrics, pct_of_float32=retention(metrics, ref_metrics),
+                                bytes_per_vector=nbytes, search_ms=ms, candidates=candidates, per_query=per_query)
+
+    return [result(c) for c in resolved], result(reference)
 
 
-def run_evaluation(store: Store, dataset: RetrievalDataset, model_key: str, variant: str | None,
-                   configs: list[IndexConfig], *, doc_scoring: str = "max_chunk",
-                   chunking: tuple[int, int] | None = None, progress: Progress | None = None,
-                   bm25: bool = True, bm25_language: str | None = None, owner: str | None = None,
-                   encoder_loader: Callable[[str, str | None], Any], kernels: str = "auto",
-                   cancel: Any = None) -> EvalReport:
-    """Score every configuration on `dataset` from one set of cached float embeddings.
+def combine_depths(top_run: Run, deep_run: Run, qrels: dict[str, dict[str, int]]
+                   ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(means, per query) of METRICS: the @10 metrics from the top-10 run, Recall@100 from the deep run."""
+    top, deep = per_query_metrics(top_run, qrels), per_query_metrics(deep_run, qrels)
+    per_query = {m: (top[m] if m in AT_TOP else deep[m]) for m in METRICS}
+    means = {m: (sum(v.values()) / len(v) if v else 0.0) for m, v in per_query.items()}
+    return means, per_query
 
-    `chunking` = (chunk_tokens, overlap_tokens) or None (each document one input, truncated by the
-    model as MTEB does). Documents score their best chunk. `bm25` adds the bm25s baseline, stemmed
-    for `bm25_language` (default: the corpus language; "en" is MTEB's setting for every language).
-    """
-    if doc_scoring not in DOC_SCORINGS:
-        raise DemoError(f"unknown document scoring {doc_scoring!r}: use one of {', '.join(DOC_SCORINGS)}")
-    if not configs:
-        raise DemoError("choose at least one configuration to evaluate")
-    if not dataset.corpus or not dataset.queries:
-        raise DemoError(f"dataset {dataset.name} needs documents and queries")
-    if not dataset.judged_queries():
-        raise DemoError(f"dataset {dataset.name} has no query with a relevant document; check the qrels ids")
-    encoder = encoder_loader(model_key, variant)
-    if chunking is not None:
-        from pplx_demo.ingest.chunking import validate_chunking
 
-        chunking = (int(chunking[0]), int(chunking[1]))
-        validate_chunking(chunking[0], chunking[1], encoder)  # a clear error, not cut or broken chunks
+def _means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    """METRICS averaged as `evaluate_run` averages them (0 when no query is judged)."""
+    return {m: (sum(per_query[m].values()) / len(per_query[m]) if per_query.get(m) else 0.0) for m in METRICS}
+
+
+def checked_chunking(chunking: tuple[int, int] | None, encoder: Any) -> tuple[int, int] | None:
+    """(chunk_tokens, overlap_tokens) as ints, validated against the encoder's window; None stays None."""
+    if chunking is None:
+        return None
+    from pplx_demo.ingest.chunking import validate_chunking
+
+    chunking = (int(chunking[0]), int(chunking[1]))
+    validate_chunking(chunking[0], chunking[1], encoder)  # a clear error, not cut or broken chunks
+    return chunking
+
+
+def dataset_vectors(store: Store, dataset: RetrievalDataset, encoder: Any, chunking: tuple[int, int] | None, *,
+                    owner: str | None = None, progress: Progress | None = None,
+                    cancel: Any = None) -> EvalVectors:
+    """The dataset's chunk and query vectors for `encoder`, stored and embedded once (cache hits later),
+    exactly as `run_evaluation` reads them; `chunking` as there (validate it first)."""
     corpus_id, queries_id = store_dataset(store, dataset, encoder, chunking, owner=owner)
-    vec = _vectors(store, corpus_id, queries_id, encoder, progress, cancel)
-    results = _evaluate_configs(vec, dataset.qrels, encoder, configs, kernels)
-    setup = bm25_setup(bm25_language or dataset.language)
-    return EvalReport(dataset=dataset.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
-                      variant=str(encoder.variant), results=results,
-                      bm25=evaluate_run(bm25_run(dataset, language=setup.language), dataset.qrels) if bm25 else None,
-                      embedded_now=vec.embedded_now, n_documents=len(dataset.corpus), n_chunks=vec.n_chunks,
-                      n_queries=len(dataset.queries), chunking=chunking, doc_scoring=doc_scoring,
-                      bm25_setup=setup.describe() if bm25 else "", language=dataset.language, embed_s=vec.seconds,
-                      truncated=vec.truncated, max_tokens=_max_tokens(encoder))
+    return _vectors(store, corpus_id, queries_id, encoder, progress, cancel)
 
 
-def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str], qrels: dict[str, dict[str, int]],
-                          model_key: str, variant: str | None, configs: list[IndexConfig], *,
-                          progress: Progress | None = None, owner: str | None = None,
-                          encoder_loader: Callable[[str, str | None], Any], kernels: str = "auto",
-                          cancel: Any = None) -> EvalReport:
-    """Evaluate a corpus already in the store with uploaded queries and qrels.
-
-    Qrels name documents by their source id (`external_id`: BEIR `_id`, file name...) or, failing
-    that, their uri; chunks are the corpus' own.
-    """
-    info = store.check_access(corpus_id, owner)
-    if not configs:
-        raise DemoError("choose at least one configuration to evaluate")
-    table = store.chunk_table(corpus_id)
-    known = {x for x in table.external_ids if x is not None} | set(table.uris)
-    judged = {q: j for q, j in qrels.items() if q in queries}
-    if not judged:
-        raise DemoError("none of the qrels' query ids is in the queries file")
-    named = {d for j in judged.values() for d in j}
-    if not named & known:
-        raise DemoError(f"none of the {len(named)} document ids in the qrels matches a document of corpus "
-                        f"{info.name!r} (ids are compared with the documents' source ids or uris)")
-    encoder = encoder_loader(model_key, variant)
+def corpus_vectors(store: Store, corpus_id: int, queries: dict[str, str], judged: dict[str, dict[str, int]],
+                   encoder: Any, *, owner: str | None = None, progress: Progress | None = None,
+                   table: Any = None, cancel: Any = None) -> EvalVectors:
+    """A stored corpus' chunk vectors and the uploaded queries' vectors, as `run_corpus_evaluation`
+    reads them (documents named by external id, else uri). Check access and qrels first."""
+    table = table if table is not None else store.chunk_table(corpus_id)
+    info = store.get_corpus(corpus_id)
     qds = RetrievalDataset(name=f"{info.name} queries", corpus={}, queries=queries, qrels=judged)
     query_ids = list(queries)
     qtexts = [queries[q] for q in query_ids]
@@ -411,12 +415,7 @@ def run_corpus_evaluation(store: Store, corpus_id: int, queries: dict[str, str],
     vec = _vectors(store, corpus_id, queries_id, encoder, progress, cancel)
     # Name documents by external id, else uri, so qrels can use either.
     vec.doc_names = _corpus_doc_names(table, vec.doc_names)
-    results = _evaluate_configs(vec, judged, encoder, configs, kernels)
-    return EvalReport(dataset=info.name, model_key=str(encoder.model_key), model_name=str(encoder.name),
-                      variant=str(encoder.variant), results=results, bm25=None, embedded_now=vec.embedded_now,
-                      n_documents=info.n_documents, n_chunks=vec.n_chunks, n_queries=len(judged),
-                      chunking=_chunking_of(info.chunking), language=info.languages[0] if len(info.languages) == 1 else None,
-                      embed_s=vec.seconds, truncated=vec.truncated, max_tokens=_max_tokens(encoder))
+    return vec
 
 
 def _max_tokens(encoder: Any) -> int | None:
@@ -438,146 +437,3 @@ def _chunking_of(settings: dict | None) -> tuple[int, int] | None:
         return int(settings["chunk_tokens"]), int(settings.get("overlap_tokens", 0))
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def run_variant_pair(store: Store, dataset: RetrievalDataset, model_key: str, configs: list[IndexConfig], *,
-                     chunking: tuple[int, int], progress: Progress | None = None, bm25: bool = True,
-                     bm25_language: str | None = None, owner: str | None = None,
-                     encoder_loader: Callable[[str, str | None], Any], kernels: str = "auto",
-                     cancel: Any = None) -> tuple[EvalReport, EvalReport]:
-    """Independent chunks vs late chunking on the same corpus and the same chunks."""
-    standard_key, contextual_key = variant_keys(model_key)
-    common = dict(chunking=chunking, progress=progress, owner=owner, encoder_loader=encoder_loader, kernels=kernels,
-                  cancel=cancel)
-    standard = run_evaluation(store, dataset, standard_key, "standard", configs, bm25=bm25,
-                              bm25_language=bm25_language, **common)
-    contextual = run_evaluation(store, dataset, contextual_key, "contextual", configs, bm25=False, **common)
-    contextual.bm25, contextual.bm25_setup = standard.bm25, standard.bm25_setup
-    return standard, contextual
-
-
-# --------------------------------------------------------------------------- reports as text / JSON
-
-
-@dataclass(frozen=True)
-class EvalWarning:
-    """Something a reader must know before trusting the numbers, as a code plus its numbers.
-
-    Codes: "truncated" (texts cut at the model's token cap: `count` of `of`, cap `max_tokens`,
-    `whole_documents` when documents were not chunked). Each front end writes its own sentence.
-    """
-
-    code: str
-    count: int
-    of: int
-    max_tokens: int | None = None
-    whole_documents: bool = False
-
-
-def report_warnings(report: EvalReport) -> list[EvalWarning]:
-    """What a reader must know before trusting the numbers (e.g. texts cut at the token cap)."""
-    warnings = []
-    if report.truncated:
-        warnings.append(EvalWarning("truncated", report.truncated, report.embedded_now, report.max_tokens,
-                                    whole_documents=report.chunking is None))
-    return warnings
-
-
-def warning_text(warning: EvalWarning, chunk_option: str = "smaller chunks") -> str:
-    """A front-end neutral sentence for a warning; `chunk_option` names how to chunk in that front end."""
-    cap = f"{warning.max_tokens}-token" if warning.max_tokens else "token"
-    how = (f"whole documents are cut as MTEB does; chunk them ({chunk_option}) to embed all of each"
-           if warning.whole_documents else "their ends were not embedded; use smaller chunks")
-    return (f"{warning.count} of the {warning.of} texts embedded by this run were longer than the model's {cap} cap "
-            f"and were cut ({how})")
-
-
-def report_rows(report: EvalReport) -> list[dict[str, Any]]:
-    """One flat row per configuration (and BM25): the numbers the CLI table and JSON show (x100),
-    each metric also as % of float32 (same model and variant)."""
-    rows = []
-    for r in report.results:
-        rows.append({"configuration": r.label, "model": r.model_name, "variant": r.variant, "config": r.config,
-                     **{m: round(100 * r.metrics[m], 2) for m in METRICS},
-                     **{f"{m} % of float32": _round(r.pct_of_float32.get(m), 1) for m in METRICS},
-                     "bytes_per_vector": r.bytes_per_vector, "search_ms": round(r.search_ms, 3)})
-    if report.bm25 is not None:
-        rows.append({"configuration": "BM25", "model": report.bm25_setup, "variant": "", "config": None,
-                     **{m: round(100 * report.bm25[m], 2) for m in METRICS},
-                     **{f"{m} % of float32": None for m in METRICS}, "bytes_per_vector": None, "search_ms": None})
-    return rows
-
-
-def _round(x: float | None, digits: int) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(x, digits)
-
-
-def report_json(report: EvalReport) -> str:
-    """The report as JSON: dataset facts plus per configuration ndcg@10, recall@10, recall@100,
-    mrr@10 (0..1), % of float32, bytes_per_vector, search_ms and candidate counts; BM25 alongside;
-    `truncated` and `warnings` say what was cut."""
-    data = {
-        "dataset": report.dataset, "model_key": report.model_key, "model_name": report.model_name,
-        "variant": report.variant, "n_documents": report.n_documents, "n_chunks": report.n_chunks,
-        "n_queries": report.n_queries, "chunking": list(report.chunking) if report.chunking else None,
-        "doc_scoring": report.doc_scoring, "embedded_now": report.embedded_now,
-        "truncated": report.truncated, "max_tokens": report.max_tokens,
-        "warnings": [warning_text(w) for w in report_warnings(report)],
-        "configurations": [
-            {"label": r.label, "configuration": str(r.config), "family": r.config.family,
-             "precision": r.config.precision, "mode": r.config.mode, "dim": r.config.dim,
-             "int8_scheme": r.config.int8_scheme, "rescore_multiplier": r.config.rescore_multiplier
-             if r.config.mode == "rescore" else None, **r.metrics,
-             "pct_of_float32": r.pct_of_float32, "bytes_per_vector": r.bytes_per_vector, "search_ms": r.search_ms,
-             "candidates": r.candidates}
-            for r in report.results],
-        "bm25": ({**report.bm25, "setup": report.bm25_setup} if report.bm25 is not None else None),
-    }
-    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
-
-
-def json_safe(obj: Any) -> Any:
-    """Copy of `obj` with NaN / infinite floats replaced by None (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-@dataclass(frozen=True)
-class QualityPoint:
-    """One configuration's quality averaged over the datasets of an evaluation run (for the charts)."""
-
-    model_key: str
-    model_name: str
-    variant: str
-    config: IndexConfig
-    bytes_per_vector: int
-    metrics: dict[str, float]
-    datasets: int
-
-    @property
-    def label(self) -> str:
-        return str(self.config)
-
-
-def mean_by_config(reports: Sequence[EvalReport]) -> list[QualityPoint]:
-    """Every (model, variant, configuration) of these reports with its metrics averaged over datasets."""
-    groups: dict[tuple[str, str, IndexConfig], list[EvalConfigResult]] = {}
-    for report in reports:
-        for r in report.results:
-            groups.setdefault(r.series, []).append(r)
-    points = []
-    for (model_key, variant, config), rs in groups.items():
-        metrics = {m: sum(r.metrics[m] for r in rs) / len(rs) for m in rs[0].metrics}
-        points.append(QualityPoint(model_key, rs[0].model_name, variant, config, rs[0].bytes_per_vector, metrics,
-                                   len(rs)))
-    return points
-
-
-def frontier_of(points: Sequence[QualityPoint], metric: str = "ndcg@10") -> list[QualityPoint]:
-    """The points on the bytes-per-vector vs `metric` Pareto frontier, cheapest first."""
-    return [points[i] for i in pareto_frontier([(p.bytes_per_vector, p.metrics[metric]) for p in points])]

@@ -29,10 +29,11 @@ Mode = Literal["plain", "rescore", "asymmetric"]
 MODES: tuple[Mode, ...] = ("plain", "rescore", "asymmetric")
 RescoreWith = Literal["int8", "float32"]
 INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated")
-Family = Literal["float32", "int8", "binary", "binary + rescore", "binary + asymmetric"]
+Family = Literal["float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid"]
 # In display order; the first is the reference every other configuration is compared with.
-FAMILIES: tuple[Family, ...] = ("float32", "int8", "binary", "binary + rescore", "binary + asymmetric")
+FAMILIES: tuple[Family, ...] = ("float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid")
 DEFAULT_RESCORE_MULTIPLIER = 4
+DEFAULT_RRF_K = 60  # reciprocal rank fusion's k (Cormack et al. 2009)
 
 _PRECISION_WORDS = {"float32": "float32", "fp32": "float32", "f32": "float32", "float": "float32",
                     "int8": "int8", "i8": "int8", "binary": "binary", "bin": "binary", "ubinary": "binary"}
@@ -40,7 +41,7 @@ _MODE_WORDS = {"rescore": "rescore", "rescored": "rescore", "rerank": "rescore",
                "asymmetric": "asymmetric", "asym": "asymmetric"}
 _TOKEN = re.compile(r"[a-z0-9]+|[+()@]")  # words, numbers and single symbols: linear, no backtracking
 SPELLINGS = ("float32", "int8", "int8 calibrated", "binary", "binary + rescore x4", "binary + rescore x4 (float32)",
-             "binary + asymmetric", "<any of these> @256d")
+             "binary + asymmetric", "<any of these> @256d", "hybrid: BM25 + <any of these> (RRF k=60)")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class IndexConfig:
     rescore_multiplier: int = DEFAULT_RESCORE_MULTIPLIER
     rescore_with: RescoreWith = "int8"
     int8_scheme: Int8Scheme | None = None
+    hybrid: bool = False  # fuse this dense configuration with BM25 by reciprocal rank fusion
+    rrf_k: int = DEFAULT_RRF_K
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -74,12 +77,16 @@ class IndexConfig:
             raise DemoError(f"rescore multiplier must be an integer in 1..1000, got {self.rescore_multiplier!r}")
         if self.int8_scheme not in (None, *INT8_SCHEMES):
             raise DemoError(f"unknown int8 scheme {self.int8_scheme!r}: use 'tanh' or 'calibrated'")
+        if not isinstance(self.rrf_k, (int, np.integer)) or not 1 <= self.rrf_k <= 10_000:
+            raise DemoError(f"RRF k must be a whole number in 1..10000, got {self.rrf_k!r}")
 
     # -- derived facts --------------------------------------------------------------------------
 
     @property
     def family(self) -> Family:
         """The configuration family: the colour key in every chart and column."""
+        if self.hybrid:
+            return "hybrid"
         if self.mode == "rescore":
             return "binary + rescore"
         if self.mode == "asymmetric":
@@ -96,6 +103,11 @@ class IndexConfig:
         """True when float32 vectors are searched or used for rescoring."""
         return self.precision == "float32" or (self.mode == "rescore" and self.rescore_with == "float32")
 
+    @property
+    def dense(self) -> "IndexConfig":
+        """The dense index this configuration searches (itself, or a hybrid's dense leg)."""
+        return replace(self, hybrid=False, rrf_k=DEFAULT_RRF_K) if self.hybrid else self
+
     def resolved(self, default_int8_scheme: Int8Scheme) -> "IndexConfig":
         """This config with `int8_scheme` fixed (to the default when unset); None if it has no int8."""
         if not self.uses_int8:
@@ -110,6 +122,8 @@ class IndexConfig:
     # -- text -----------------------------------------------------------------------------------
 
     def __str__(self) -> str:
+        if self.hybrid:
+            return f"hybrid: BM25 + {self.dense} (RRF k={self.rrf_k})"
         text = self.precision
         if self.precision == "int8" and self.int8_scheme is not None:
             text += f" {self.int8_scheme}"
@@ -142,6 +156,22 @@ class IndexConfig:
         tokens = _TOKEN.findall(text.lower())
         if not tokens:
             raise _bad(text, "no configuration word found")
+        hybrid, rrf_k = False, DEFAULT_RRF_K
+        if tokens[0] == "hybrid":  # "hybrid: BM25 + <dense> (RRF k=60)"; ":" and "=" are not tokens
+            if tokens[1:3] != ["bm25", "+"]:
+                raise _bad(text, "a hybrid is written 'hybrid: BM25 + <configuration>'")
+            hybrid, tokens = True, tokens[3:]
+            if tokens and tokens[-1] == ")" and "(" in tokens:
+                start = len(tokens) - 1 - tokens[::-1].index("(")
+                group = tokens[start + 1:-1]
+                if group[:1] == ["rrf"]:  # "(RRF k=60)" -> rrf, k, 60 ("k60" and "60" too)
+                    digits = "".join(group[1:]).removeprefix("k")
+                    rrf_k = int(digits) if digits.isdigit() else -1
+                    tokens = tokens[:start]
+            if rrf_k < 1:
+                raise _bad(text, "RRF k must be a whole number, e.g. '(RRF k=60)'")
+            if not tokens:
+                raise _bad(text, "a hybrid needs a dense configuration after 'BM25 +'")
         parser = _Parser(text, tokens)
         precision = parser.precision()
         scheme = parser.scheme() if precision == "int8" else None
@@ -182,7 +212,7 @@ class IndexConfig:
             raise _bad(text, "rescoring with float32 has no int8 scheme")
         return cls(precision=precision, mode=mode, dim=dim,  # type: ignore[arg-type]
                    rescore_multiplier=rescore_multiplier if multiplier is None else multiplier,
-                   rescore_with=rescore_with, int8_scheme=scheme)  # type: ignore[arg-type]
+                   rescore_with=rescore_with, int8_scheme=scheme, hybrid=hybrid, rrf_k=rrf_k)  # type: ignore[arg-type]
 
     @classmethod
     def parse_list(cls, text: str, *, dim: int | None = None,

@@ -38,6 +38,7 @@ import numpy as np
 from pplx_demo.config import Settings
 from pplx_demo.errors import DemoError, ModelUnavailable
 from pplx_demo.models.encoder import Runtime, model_kind, read_config, weights_fingerprint
+from pplx_demo.models.resolve import resolve_folder
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,6 @@ def export_onnx(model_key_or_folder: str, out_dir: Path | None, *, quantize: Lit
     also quantised to onnx/model_int8.onnx; a float32 graph already exported from the same weights is reused.
     Every graph written is run on probe texts and compared with torch float32; float32 below cosine 0.9999 fails.
     """
-    from pplx_demo.models.hub import resolve_folder  # noqa: PLC0415 - hub imports this module
 
     if quantize not in (None, "int8"):
         raise DemoError(f"unknown quantisation {quantize!r}: use int8 or nothing")

@@ -9,8 +9,8 @@ import pandas as pd
 
 from pplx_demo import charts
 from pplx_demo.evaluate.datasets import SAMPLE_SEED, SMALL_SAMPLE
-from pplx_demo.evaluate.runner import (EvalReport, QualityPoint, frontier_of, mean_by_config, report_rows,
-                                       report_warnings, warning_text)
+from pplx_demo.evaluate.runner import EvalReport
+from pplx_demo.evaluate.reports import QualityPoint, frontier_of, mean_by_config, report_rows, report_warnings, warning_text
 from pplx_demo.models import MODELS
 from pplx_demo.ui import views
 from pplx_demo.ui.choices import QUALITY_METRIC

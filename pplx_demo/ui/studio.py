@@ -28,7 +28,8 @@ from pplx_demo.evaluate.beir_zip import load_beir_zip
 from pplx_demo.evaluate.contextual import DEFAULT_QUERY, contextual_demo
 from pplx_demo.evaluate.datasets import XQUAD_LANGUAGES, RetrievalDataset, load_xquad, qrels_from_file, \
     queries_from_file
-from pplx_demo.evaluate.runner import EvalReport, run_corpus_evaluation, run_evaluation, run_variant_pair
+from pplx_demo.evaluate.runner import EvalReport
+from pplx_demo.evaluate.runs import run_corpus_evaluation, run_evaluation, run_variant_pair
 from pplx_demo.index import IndexConfig, warm_up
 from pplx_demo.ingest.crawler import CrawlOptions, crawl
 from pplx_demo.ingest.worker import load_files_isolated
