@@ -4,6 +4,12 @@ Every response carries the float32 full-size baseline's ranks, so each column sh
 configuration changed the ranking (overlap@k, Spearman correlation over the shared chunks), next
 to its per-stage timings and its measured storage. Indexes are built once per (corpus revision,
 model, variant, configuration) and kept in a bounded LRU cache.
+
+Hybrid configurations ("hybrid: BM25 + <dense> (RRF k=..)") search their dense leg for k x the
+depth factor rows, BM25 (one index per corpus revision, cached) for as many, and fuse by RRF
+(`pplx_demo.hybrid`). With `explain=True` every displayed hit also says why it matched: its
+sentence closest to the query (same encoder) and the BM25 query terms it holds (`pplx_demo.explain`),
+timed as its own stage.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from pplx_demo.config import Settings
 from pplx_demo.embedding import embed_corpus
 from pplx_demo.errors import DemoError
+from pplx_demo.explain import HitExplanation, SentenceVectorCache, explain_hits
+from pplx_demo.hybrid import Bm25Cache, corpus_language, hybrid_search
 from pplx_demo.index import IndexConfig, QuantizedIndex, SearchHits
 from pplx_demo.storage import StorageReport, storage_report
 from pplx_demo.store import EmbeddingMatrix, Store
@@ -39,6 +48,10 @@ class Hit:
     uri: str
     document_id: int
     baseline_rank: int | None
+    dense_rank: int | None = None  # hybrid: rank in the dense leg (None: not among its candidates)
+    bm25_rank: int | None = None  # hybrid: rank in the BM25 leg
+    matched_terms: list[str] = field(default_factory=list)  # hybrid: BM25 query terms the chunk holds
+    explanation: HitExplanation | None = None  # why it matched (searches with explain=True)
 
 
 @dataclass
@@ -77,6 +90,8 @@ class SearchResponse:
     embedded_now: int = 0  # corpus chunks this call had to embed first (0 once cached)
     truncated_now: int = 0  # of those, how many the encoder cut at its token window
     embed_query_ms: float = 0.0  # the query embedded once, shared by every column
+    explain_ms: float | None = None  # the why-it-matched step (explain=True), its own latency stage
+    explain_method: str = ""
 
 
 def overlap_at_k(ids: Sequence[int], baseline: Sequence[int], k: int) -> float:
@@ -106,11 +121,15 @@ def spearman_shared(ids: Sequence[int], baseline: Sequence[int],
 class SearchService:
     """Runs one query over several configurations of a corpus; safe to share between threads."""
 
-    def __init__(self, store: Store, encoder_loader: Callable[[str, str | None], Any], *, kernels: str = "auto",
-                 max_cached_indexes: int = 32, max_cached_bytes: int = 2 << 30) -> None:
+    def __init__(self, store: Store, encoder_loader: Callable[[str, str | None], Any], *,
+                 settings: Settings | None = None, max_cached_indexes: int = 32,
+                 max_cached_bytes: int = 2 << 30) -> None:
         self.store = store
         self.encoder_loader = encoder_loader
-        self.kernels = kernels
+        self.settings = settings or Settings()  # the defaults, never the environment (entry points read it)
+        self.kernels = self.settings.kernels
+        self.bm25 = Bm25Cache(self.settings.bm25_cache_entries, self.settings.bm25_cache_bytes)
+        self.sentences = SentenceVectorCache(self.settings.explain_cache_entries)
         self.max_cached_indexes = max_cached_indexes
         self.max_cached_bytes = max_cached_bytes
         self._indexes: OrderedDict[tuple, QuantizedIndex] = OrderedDict()
@@ -178,11 +197,12 @@ class SearchService:
             for cache in (self._indexes, self._matrices):
                 for key in [k for k in cache if corpus_id is None or k[0] == corpus_id]:
                     del cache[key]
+        self.bm25.forget(corpus_id)
 
     # -- search ---------------------------------------------------------------------------------
 
     def search(self, corpus_id: int, model_key: str, variant: str, configs: list[IndexConfig], query: str,
-               k: int = 10) -> SearchResponse:
+               k: int = 10, *, explain: bool = False) -> SearchResponse:
         """Rank the corpus' chunks for `query` under every config, each compared with float32."""
         if not isinstance(query, str) or not query.strip():
             raise DemoError("type a query first: the search text is empty")
@@ -219,34 +239,65 @@ class SearchService:
                 index, hits, build_ms = base_index, base_hits, base_build_ms
             else:
                 t0 = time.perf_counter()
-                index, matrix, built = self.index(corpus_id, encoder, config, matrix)
+                index, matrix, built = self.index(corpus_id, encoder, config.dense, matrix)
                 build_ms = (time.perf_counter() - t0) * 1e3 if built else None
-                hits = index.search(qvec, k)
-            columns.append(self._column(config, index, hits, matrix, k, base_rank, baseline_ids,
-                                        encoder.dim, db_bytes, build_ms))
+                depth = k * self.settings.hybrid_depth_factor if config.hybrid else k
+                hits = index.search(qvec, depth)
+            column = self._column(config, index, hits, matrix, k, base_rank, baseline_ids, encoder.dim, db_bytes,
+                                  build_ms, query, corpus)
+            columns.append(column)
         self.store.touch_corpus(corpus_id)
-        return SearchResponse(query=query, corpus_id=int(corpus_id), model_name=str(encoder.name),
-                              model_key=str(encoder.model_key), variant=str(encoder.variant), k=int(k),
-                              columns=columns, embedded_now=embedded_now, truncated_now=truncated_now,
-                              embed_query_ms=embed_ms)
+        response = SearchResponse(query=query, corpus_id=int(corpus_id), model_name=str(encoder.name),
+                                  model_key=str(encoder.model_key), variant=str(encoder.variant), k=int(k),
+                                  columns=columns, embedded_now=embedded_now, truncated_now=truncated_now,
+                                  embed_query_ms=embed_ms)
+        return self._explained(response, encoder, qvec[0], corpus) if explain else response
+
+    def _explained(self, response: SearchResponse, encoder: Any, qvec: np.ndarray, corpus: Any) -> SearchResponse:
+        """Every displayed hit with its best sentence(s) and BM25 terms; each chunk is explained once."""
+        order = list(dict.fromkeys(h.chunk_id for col in response.columns for h in col.hits))
+        texts = {h.chunk_id: h.text for col in response.columns for h in col.hits}
+        language = corpus_language(corpus.languages)
+        terms = self.bm25.get(self.store, corpus.id, language).query_terms(response.query)
+        limit = max(self.settings.explain_max_hits, max((len(c.hits) for c in response.columns), default=0))
+        explained = explain_hits([texts[c] for c in order], response.query, encoder, query_vector=qvec,
+                                 max_hits=min(len(order), limit * max(1, len(response.columns))),
+                                 max_sentences=self.settings.explain_max_sentences, cache=self.sentences,
+                                 terms=terms, language=language)
+        by_chunk = dict(zip(order, explained.hits))
+        columns = [replace(col, hits=[replace(h, explanation=by_chunk.get(h.chunk_id)) for h in col.hits])
+                   for col in response.columns]
+        return replace(response, columns=columns, explain_ms=explained.elapsed_ms, explain_method=explained.method)
 
     def _column(self, config: IndexConfig, index: QuantizedIndex, hits: SearchHits, matrix: EmbeddingMatrix, k: int,
                 base_rank: dict[int, int], baseline_ids: list[int], full_dim: int,
-                db_bytes: int, build_ms: float | None) -> ColumnResult:
-        chunk_ids = [int(matrix.chunk_ids[r]) for r in hits.ids[0]]
-        t0 = time.perf_counter()
-        records = self.store.fetch_chunks(chunk_ids)
-        fetch_ms = (time.perf_counter() - t0) * 1e3
+                db_bytes: int, build_ms: float | None, query: str, corpus: Any) -> ColumnResult:
         timings = {"search": hits.timings.get("search", 0.0) * 1e3}
         if "rescore" in hits.timings:
             timings["rescore"] = hits.timings["rescore"] * 1e3
-        timings["fetch_text"] = fetch_ms
+        rows, scores = hits.ids[0], hits.scores[0]
+        legs: dict[int, tuple[int | None, int | None, list[str]]] = {}
+        if config.hybrid:
+            bm25 = self.bm25.get(self.store, corpus.id, corpus_language(corpus.languages))
+            fused = hybrid_search(rows, scores, bm25, query, k, depth_factor=self.settings.hybrid_depth_factor,
+                                  rrf_k=config.rrf_k, dense_chunk_ids=matrix.chunk_ids)
+            rows, scores = fused.rows, fused.scores
+            timings |= fused.timings_ms
+            legs = {int(r): (d, b, t) for r, d, b, t in zip(rows, fused.dense_ranks, fused.bm25_ranks,
+                                                             fused.matched_terms)}
+        chunk_ids = [int(matrix.chunk_ids[r]) for r in rows]
+        t0 = time.perf_counter()
+        records = self.store.fetch_chunks(chunk_ids)
+        timings["fetch_text"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = sum(timings.values())
         if build_ms is not None:  # one-off cost of the first search with this config, not in total
             timings["build"] = build_ms
-        out = [Hit(rank=i + 1, chunk_id=rec.chunk_id, score=float(s), text=rec.text, title=rec.title, uri=rec.uri,
-                   document_id=rec.document_id, baseline_rank=base_rank.get(rec.chunk_id))
-               for i, (rec, s) in enumerate(zip(records, hits.scores[0]))]
+        out = []
+        for i, (row, rec, s) in enumerate(zip(rows, records, scores)):
+            dense_rank, bm25_rank, terms = legs.get(int(row), (None, None, []))
+            out.append(Hit(rank=i + 1, chunk_id=rec.chunk_id, score=float(s), text=rec.text, title=rec.title,
+                           uri=rec.uri, document_id=rec.document_id, baseline_rank=base_rank.get(rec.chunk_id),
+                           dense_rank=dense_rank, bm25_rank=bm25_rank, matched_terms=list(terms)))
         return ColumnResult(config=config, hits=out, timings_ms=timings,
                             overlap_at_k=overlap_at_k(chunk_ids, baseline_ids, k),
                             rank_correlation=spearman_shared(chunk_ids, baseline_ids),
@@ -260,6 +311,7 @@ def response_payload(response: SearchResponse) -> dict[str, Any]:
         "model_key": response.model_key, "variant": response.variant, "k": response.k,
         "embedded_now": response.embedded_now, "truncated_now": response.truncated_now,
         "embed_query_ms": round(response.embed_query_ms, 3),
+        "explain_ms": None if response.explain_ms is None else round(response.explain_ms, 3),
         "columns": [{
             "label": col.label, "configuration": col.label, "family": col.config.family,
             "precision": col.config.precision, "mode": col.config.mode, "dim": col.config.dim,
@@ -270,8 +322,22 @@ def response_payload(response: SearchResponse) -> dict[str, Any]:
             "overlap_at_k": col.overlap_at_k, "rank_correlation": col.rank_correlation,
             "bytes_per_vector": col.storage.bytes_per_vector, "index_bytes": col.storage.index_nbytes,
             "ratio_vs_float32": col.storage.ratio_vs_float32, "projections": col.storage.projections,
-            "hits": [{"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": h.chunk_id, "title": h.title,
-                      "uri": h.uri, "text": h.text, "baseline_rank": h.baseline_rank, "float32_rank": h.baseline_rank}
-                     for h in col.hits],
+            "hits": [_hit_payload(h) for h in col.hits],
         } for col in response.columns],
     }
+
+
+def _hit_payload(h: Hit) -> dict[str, Any]:
+    out: dict[str, Any] = {"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": h.chunk_id,
+                           "title": h.title, "uri": h.uri, "text": h.text, "baseline_rank": h.baseline_rank,
+                           "float32_rank": h.baseline_rank}
+    if h.dense_rank is not None or h.bm25_rank is not None or h.matched_terms:
+        out |= {"dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank, "matched_terms": h.matched_terms}
+    e = h.explanation
+    if e is not None:
+        out["why"] = {"best_sentence": None if e.best is None else
+                      {"char_start": e.best.char_start, "char_end": e.best.char_end, "score": round(e.best.score, 6),
+                       "text": h.text[e.best.char_start:e.best.char_end], "position": e.best_position},
+                      "sentences": e.n_sentences, "skipped": e.skipped,
+                      "terms": [{"term": t.term, "char_start": t.char_start, "char_end": t.char_end} for t in e.terms]}
+    return out

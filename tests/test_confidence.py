@@ -183,7 +183,7 @@ def test_runner_carries_per_query_values_for_intervals_and_tests(tmp_path, minil
         assert rows[-1].pct_of_float32 is not None and rows[-1].diff_vs_bm25 is None
         assert significance_marker(binary.test_vs_float32) in ("", "*")
 
-        cid = next(c.id for c in store.list_corpora() if c.name.startswith("[eval] tiny · whole"))
+        cid = next(c.id for c in store.list_corpora(sources=("evaluation",)) if c.name.startswith("[eval] tiny · whole"))
         corpus_report = run_corpus_evaluation(store, cid, dict(QUERIES), QRELS, "minilm-l6", None,
                                               [IndexConfig("binary")], encoder_loader=lambda key, variant: minilm)
         assert corpus_report.results[0].per_query["ndcg@10"] == report.results[0].per_query["ndcg@10"]

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from pplx_demo.errors import DemoError
-from pplx_demo.index import FAMILIES, IndexConfig
+from pplx_demo.index import DENSE_FAMILIES, FAMILIES, IndexConfig
 
 pytestmark = pytest.mark.quick
 
@@ -60,10 +60,22 @@ def test_defaults_apply_only_when_the_text_does_not_say():
 
 
 def test_families_are_fields_and_parse_back():
-    assert [IndexConfig.parse(f).family for f in FAMILIES] == list(FAMILIES)
+    assert [IndexConfig.parse(f).family for f in DENSE_FAMILIES] == list(DENSE_FAMILIES)
+    assert IndexConfig.parse("hybrid: BM25 + binary + rescore").family == "hybrid" == FAMILIES[-1]
     assert IndexConfig("binary", "rescore", 128).family == "binary + rescore"
     assert IndexConfig.parse_list("float32, binary+rescore,binary + rescore(int8) x4,int8") == [
         IndexConfig("float32"), RESCORE, IndexConfig("int8")]  # duplicates dropped, order kept
+
+
+def test_hybrid_is_a_field_with_its_own_text():
+    hybrid = IndexConfig.parse("hybrid: BM25 + binary + rescore x4 (int8 calibrated) (RRF k=30)")
+    assert hybrid == IndexConfig("binary", "rescore", int8_scheme="calibrated", hybrid=True, rrf_k=30)
+    assert hybrid.dense == IndexConfig("binary", "rescore", int8_scheme="calibrated")
+    assert IndexConfig.parse(str(hybrid)) == hybrid
+    assert IndexConfig.parse("hybrid bm25 + float32") == IndexConfig(hybrid=True)  # RRF k 60 by default
+    for bad in ("hybrid: float32", "hybrid: BM25 +", "hybrid: BM25 + float32 (RRF k=x)"):
+        with pytest.raises(DemoError):
+            IndexConfig.parse(bad)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "int4", "float32 + rescore", "binary + rescore (int9)", "binary @",

@@ -265,8 +265,8 @@ def test_politeness_delay_spaces_requests(site):
     stamps = dict(_Handler.times)
     # Measured at the server: the second page is asked for at least delay_s after the first. (The
     # crawl as a whole also starts its parser process, about a second on a busy machine.)
-    assert 0.4 - 0.02 <= stamps["/"] - stamps["/a.html"] < 2.0
-    assert time.monotonic() - began < 5.0
+    assert 0.4 - 0.02 <= stamps["/"] - stamps["/a.html"] < 10.0  # the upper bound only catches a hang
+    assert time.monotonic() - began < 20.0
 
 
 def test_cancel_raises_cancelled(site):

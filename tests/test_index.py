@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pplx_demo.errors import DemoError
-from pplx_demo.index import FAMILIES, IndexConfig, QuantizedIndex, matryoshka_sizes, top_k_rows
+from pplx_demo.index import DENSE_FAMILIES, IndexConfig, QuantizedIndex, matryoshka_sizes, top_k_rows
 from pplx_demo.index import scan as scan_module
 
 K = 10
@@ -348,7 +348,7 @@ def test_duplicate_vectors_rank_by_lower_row_first(kernels):
 
 def test_k_larger_than_the_corpus_returns_every_row(kernels):
     x, q = data(4, 16)
-    for cfg in [IndexConfig.parse(f) for f in FAMILIES]:
+    for cfg in [IndexConfig.parse(f) for f in DENSE_FAMILIES]:
         hits = QuantizedIndex.build(x, cfg.resolved("calibrated")).search(q, 10)
         assert hits.ids.shape == (5, 4)
         assert sorted(hits.ids[0].tolist()) == [0, 1, 2, 3]

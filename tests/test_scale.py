@@ -15,7 +15,8 @@ from pplx_demo.deployment import (COST_SOURCES, GIB, bytes_split, deployment_con
                                   deployment_costs)
 from pplx_demo.errors import Cancelled, DemoError
 from pplx_demo.index import IndexConfig
-from pplx_demo.scale import SYNTHETIC_NOTE, ScaleBudget, default_scale_configs, plan_scale, run_scale
+from pplx_demo.scale import (SYNTHETIC_NOTE, ScaleBudget, ScalePoint, ScaleReport, default_scale_configs, plan_scale,
+                             run_scale)
 
 DIM = 64
 ROOMY = ScaleBudget(ram_bytes=1 << 30, disk_bytes=1 << 30)
@@ -38,18 +39,17 @@ def test_run_scale_times_every_configuration_at_every_size(tmp_path, small_block
     assert [s.n_vectors for s in report.sizes] == [1200, 3000]  # sorted
     assert [(s.n_real, s.n_synthetic) for s in report.sizes] == [(700, 500), (700, 2300)]
     assert len(report.points) == 2 * len(configs)
-    assert {p.config_label for p in report.points} == {c.label for c in configs}
+    assert {p.config for p in report.points} == {c.resolved("tanh") for c in configs}  # the int8 scheme used
     for p in report.points:
         assert 0 < p.p50_ms <= p.p95_ms and p.samples == 2 * 4
-        assert (p.rescore_p50_ms > 0) == ("rescore" in p.config_label)
+        assert (p.rescore_p50_ms > 0) == (p.config.mode == "rescore")
     plan = plan_scale(DIM, 3000, configs)
     assert report.sizes[-1].disk_bytes == plan.disk_bytes_per_vector * 3000
     assert report.sizes[-1].index_ram_bytes == plan.ram_bytes_per_vector * 3000
-    binary = next(p for p in report.points if p.config_label == "binary" and p.n_vectors == 3000)
-    f32 = next(p for p in report.points if p.config_label == "float32" and p.n_vectors == 3000)
+    binary = next(p for p in report.points if p.config == IndexConfig("binary") and p.n_vectors == 3000)
+    f32 = next(p for p in report.points if p.config == IndexConfig("float32") and p.n_vectors == 3000)
     assert f32.scanned_bytes == 32 * binary.scanned_bytes  # 64 float32 = 256 B vs 64 bits = 8 B per vector
-    rescore = next(p for p in report.points if p.config_label.startswith("binary + rescore(int8) x4")
-                   and "@" not in p.config_label)
+    rescore = next(p for p in report.points if p.config.mode == "rescore" and p.config.dim is None)
     assert rescore.candidate_bytes_per_query == 5 * 4 * (DIM + 4)
     assert report.note == SYNTHETIC_NOTE
     assert seen[-1][0] == seen[-1][1] and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
@@ -126,7 +126,7 @@ def test_cost_arithmetic_binary_in_ram_int8_on_disk():
 
 def test_cost_table_covers_every_configuration_and_projection():
     configs = deployment_configs(1024, "tanh")
-    assert [c.label for c in configs][-1] == "binary + rescore(int8) x4 @512d"
+    assert str(configs[-1]) == "binary + rescore x4 (int8 tanh) @512d"
     costs = deployment_costs(configs, 1024, ram_usd_per_gb_month=5.75, disk_usd_per_gb_month=0.08)
     assert len(costs) == 3 * len(configs)
     assert sorted({c.n_vectors for c in costs}) == [10 ** 6, 10 ** 8, 10 ** 9]
@@ -141,18 +141,20 @@ def test_cost_table_covers_every_configuration_and_projection():
 # figures
 
 
-def _report_dict() -> dict:
+def _report() -> ScaleReport:
     def point(label, n, p50, p95, scanned):
-        return {"config_label": label, "n_vectors": n, "p50_ms": p50, "p95_ms": p95, "scanned_bytes": scanned,
-                "search_p50_ms": p50, "rescore_p50_ms": 0.0, "samples": 3, "kernel": "numba", "ram_bytes": 0,
-                "candidate_bytes_per_query": 0}
-    return {"full_dim": 1024, "k": 10, "note": SYNTHETIC_NOTE, "points": [
-        point("float32", 1000, 1.0, 2.0, 4096 * 1000), point("float32", 10000, 10.0, 15.0, 4096 * 10000),
-        point("binary", 1000, 0.1, 0.3, 128 * 1000), point("binary", 10000, 0.5, 0.6, 128 * 10000)]}
+        return ScalePoint(config=IndexConfig.parse(label), n_vectors=n, p50_ms=p50, p95_ms=p95, search_p50_ms=p50,
+                          rescore_p50_ms=0.0, samples=3, kernel="numba", ram_bytes=0, scanned_bytes=scanned,
+                          candidate_bytes_per_query=0)
+    return ScaleReport(full_dim=1024, k=10, n_queries=3, repeats=1, int8_scheme="tanh", configs=["float32", "binary"],
+                       points=[point("float32", 1000, 1.0, 2.0, 4096 * 1000),
+                               point("float32", 10000, 10.0, 15.0, 4096 * 10000),
+                               point("binary", 1000, 0.1, 0.3, 128 * 1000),
+                               point("binary", 10000, 0.5, 0.6, 128 * 10000)])
 
 
 def test_scale_latency_figure_plots_p50_with_p95_bars_and_bytes_scanned():
-    fig = scale_latency_figure(_report_dict())
+    fig = scale_latency_figure(_report())
     lines = {t.name.split(" (")[0]: t for t in fig.data if t.type == "scatter"}
     assert list(lines["float32"].x) == [1000, 10000] and list(lines["float32"].y) == [1.0, 10.0]
     assert list(lines["float32"].error_y.array) == [1.0, 5.0]  # p95 - p50
@@ -172,16 +174,17 @@ def test_deployment_cost_figure_stacks_ram_and_disk_dollars_per_size():
     assert len(bars) == 4  # RAM and disk, for each of two sizes
     ram_1b = next(t for t in bars if t.xaxis == "x2" and t.marker.pattern.shape in (None, ""))
     disk_1b = next(t for t in bars if t.xaxis == "x2" and t.marker.pattern.shape == "/")
-    want = {c.config_label: c for c in costs if c.n_vectors == 10 ** 9}
-    assert list(ram_1b.y) == pytest.approx([want["float32"].ram_usd_month,
-                                            want["binary + rescore(int8) x4"].ram_usd_month])
-    assert list(disk_1b.y) == pytest.approx([0.0, want["binary + rescore(int8) x4"].disk_usd_month])
+    want = {c.config: c for c in costs if c.n_vectors == 10 ** 9}
+    assert list(ram_1b.y) == pytest.approx([want[configs[0]].ram_usd_month, want[configs[1]].ram_usd_month])
+    assert list(disk_1b.y) == pytest.approx([0.0, want[configs[1]].disk_usd_month])
     assert [a.text for a in fig.layout.annotations] == ["1,000,000 vectors", "1,000,000,000 vectors"]
     assert "RAM $5/GiB-month" in fig.layout.title.text
 
 
 def test_figures_show_a_message_on_empty_input():
-    for fig in (scale_latency_figure(None), scale_latency_figure({"points": []}), deployment_cost_figure([])):
+    for fig in (scale_latency_figure(None), scale_latency_figure(ScaleReport(1024, 10, 0, 1, "tanh", [])),
+                deployment_cost_figure([])):
         assert len(fig.data) == 0 and fig.layout.annotations[0].text
-    broken = scale_latency_figure({"points": [{"config_label": "x"}]})  # a bad input becomes a message, not a crash
+    broken = scale_latency_figure(ScaleReport(1024, 10, 0, 1, "tanh", [], points=[object()]))  # type: ignore[list-item]
+    # a bad input becomes a message, not a crash
     assert "Could not draw" in broken.layout.annotations[0].text

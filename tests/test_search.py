@@ -9,7 +9,7 @@ import pytest
 
 from pplx_demo.documents import Chunk, Document
 from pplx_demo.errors import DemoError
-from pplx_demo.index import FAMILIES, IndexConfig, QuantizedIndex
+from pplx_demo.index import DENSE_FAMILIES, IndexConfig, QuantizedIndex
 from pplx_demo.search import SearchService, overlap_at_k, spearman_shared
 from pplx_demo.storage import PROJECTIONS, human_bytes, storage_report
 from pplx_demo.store import Store
@@ -48,7 +48,7 @@ def setup(tmp_path, minilm):
 
 def test_every_configuration_answers_with_baseline_ranks(setup, minilm):
     store, service, cid = setup
-    configs = [IndexConfig.parse(f) for f in FAMILIES] + [IndexConfig("int8", dim=128), IndexConfig("binary", dim=256)]
+    configs = [IndexConfig.parse(f) for f in DENSE_FAMILIES] + [IndexConfig("int8", dim=128), IndexConfig("binary", dim=256)]
     resp = service.search(cid, "minilm-l6", "standard", configs, "What is the capital of France?", k=5)
     assert resp.model_name == minilm.name and "not pplx-embed" in resp.model_name
     assert (resp.model_key, resp.variant, resp.k, resp.corpus_id) == ("minilm-l6", "standard", 5, cid)

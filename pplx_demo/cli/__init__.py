@@ -1,6 +1,7 @@
 """Command line: `python -m pplx_demo [--db PATH] <command> ...` (argparse, no UI needed).
 
-Commands: ingest, crawl, sample, corpora, delete, embed, search, eval, contextual-demo. Each takes
+Commands: ingest, crawl, sample, corpora, delete, embed, search, eval, contextual-demo, scale, export-onnx.
+Each takes
 `--json` for scripting; long work shows progress bars on stderr (tqdm; hidden when stderr is not a terminal
 or with --no-progress). A DemoError ends the run with exit status 1 and a one-line reason on stderr.
 
@@ -33,6 +34,14 @@ from pplx_demo.errors import DemoError
 __all__ = ["COMMANDS", "Context", "Output", "build_parser", "main"]
 
 VARIANT_CHOICES = ("standard", "contextual")
+RUNTIME_CHOICES = ("torch", "onnx", "onnx-int8", "onnx-q4")  # pplx_demo.models.RUNTIMES (torch is not imported here)
+
+
+def _add_runtime_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default="torch",
+                        help="how the model runs: torch, ONNX Runtime float32, or ONNX int8 (exported on first use, "
+                             "or with `export-onnx`); vectors of different runtimes are cached apart "
+                             "(default: %(default)s)")
 
 
 def _add_chunking_options(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +120,7 @@ def add_embed_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, help="corpus name")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="KEY", help="model key (default: %(default)s)")
     p.add_argument("--variant", choices=VARIANT_CHOICES, default=None)
+    _add_runtime_option(p)
     p.set_defaults(handler="corpus:embed")
 
 
@@ -130,6 +140,11 @@ def add_search_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                         "given alone, adds the binary+rescore column")
     p.add_argument("--dim", type=positive_int, default=None, metavar="N",
                    help="Matryoshka size: one of the model's sizes or 8..full size (default: the full size)")
+    p.add_argument("--hybrid", action="store_true",
+                   help="add a 'hybrid: BM25 + <configuration> (RRF k=60)' column for every listed configuration")
+    p.add_argument("--explain", action="store_true",
+                   help="say why each hit matched: its sentence closest to the query, and the query terms it holds")
+    _add_runtime_option(p)
     p.set_defaults(handler="search:search")
 
 
@@ -163,6 +178,15 @@ def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--no-bm25", action="store_true", help="skip the BM25 baseline")
     p.add_argument("--bm25-language", default=None,
                    help="stemmer / stop words for BM25 (default: the corpus language; MTEB uses en everywhere)")
+    p.add_argument("--hybrid", action="store_true",
+                   help="also evaluate 'hybrid: BM25 + <configuration> (RRF k=60)' for every listed configuration")
+    p.add_argument("--sweep", action="store_true",
+                   help="sweep the rescore multiplier (1,2,4,8,16) and every precision x Matryoshka size: "
+                        "quality vs bytes with intervals, the Pareto frontier and a recommendation")
+    p.add_argument("--floor", type=float, default=0.99,
+                   help="with --sweep: recommend the fewest bytes keeping this share of float32 nDCG@10 "
+                        "(default: %(default)s)")
+    _add_runtime_option(p)
     p.set_defaults(handler="eval:evaluate")
 
 
@@ -177,6 +201,38 @@ def add_contextual_demo_parser(sub: Any, common: argparse.ArgumentParser) -> Non
     p.set_defaults(handler="eval:contextual")
 
 
+def add_scale_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("scale", parents=[common], help="latency and memory at 100k-10M vectors (synthetic growth)",
+                       description="Grow the corpus' index with synthetic unit vectors of the same dimension to each "
+                                   "size (speed and memory only, not quality), then time every configuration on real "
+                                   "questions: p50 / p95, RAM, disk and $ per month. Bounded by the settings "
+                                   "PPLX_DEMO_SCALE_RAM_BUDGET_BYTES and PPLX_DEMO_SCALE_DISK_BUDGET_BYTES.")
+    p.add_argument("--corpus", required=True, help="corpus name")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="KEY", help="model key (default: %(default)s)")
+    p.add_argument("--variant", choices=VARIANT_CHOICES, default=None)
+    p.add_argument("--sizes", default="100000,1000000", help="vectors per step (default: %(default)s)")
+    p.add_argument("--configs", default=None, metavar="LIST",
+                   help="configurations to time (default: float32, int8, binary, binary + rescore from disk, "
+                        "asymmetric, binary + rescore @512d)")
+    p.add_argument("--k", type=positive_int, default=10)
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed searches per question (default: 3)")
+    p.add_argument("--workdir", default=None, help="where the temporary index files go (default: the temp folder)")
+    _add_runtime_option(p)
+    p.set_defaults(handler="scale:scale")
+
+
+def add_export_onnx_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("export-onnx", parents=[common], help="export a model to ONNX (token states exposed; int8 too)",
+                       description="Export the bidirectional encoder with its token states exposed (late chunking "
+                                   "works on the contextual variant), checked against torch; --quantize int8 adds "
+                                   "an ONNX Runtime dynamic int8 graph.")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="KEY", help="model key or folder (default: %(default)s)")
+    p.add_argument("--quantize", choices=("int8",), default=None)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: where --runtime onnx looks, setting PPLX_DEMO_ONNX_DIR)")
+    p.set_defaults(handler="runtime:export_onnx")
+
+
 # The subcommands, in --help order. Another module adds one by appending its add_*_parser here.
 COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_ingest_parser,
@@ -188,6 +244,8 @@ COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_search_parser,
     add_eval_parser,
     add_contextual_demo_parser,
+    add_scale_parser,
+    add_export_onnx_parser,
 ]
 
 

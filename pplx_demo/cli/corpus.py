@@ -237,7 +237,7 @@ def delete(args: argparse.Namespace, ctx: Context) -> Output:
 
 def embed(args: argparse.Namespace, ctx: Context) -> Output:
     info = resolve_corpus(ctx, args.corpus)
-    encoder = ctx.encoder(args.model, args.variant)
+    encoder = ctx.encoder(args.model, args.variant, args.runtime)
     with ctx.progress(f"embedding ({encoder.model_key})", "chunk") as bar:
         outcome = workflows.embed(ctx.store, info.id, encoder, progress=bar)
     payload = {

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+from dataclasses import replace
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from pplx_demo.evaluate.metrics import METRICS
 from pplx_demo.evaluate.runner import EvalReport
 from pplx_demo.evaluate.runs import run_evaluation, run_variant_pair
 from pplx_demo.evaluate.reports import report_json, report_warnings, warning_text
+from pplx_demo.evaluate.confidence import report_confidence, significance_marker
+from pplx_demo.evaluate.sweep import SweepResult, run_sweep
 from pplx_demo.index import IndexConfig, warm_up
 
 
@@ -61,22 +65,39 @@ def _pct_cell(pct: dict[str, float]) -> str:
     return "/".join(_fmt(pct.get(m), 1) or "-" for m in METRICS)
 
 
-def report_lines(report: EvalReport) -> list[str]:
-    """A plain-text table of one EvalReport (metrics x 100, each also as % of float32), then warnings."""
+def report_lines(report: EvalReport, resamples: int = 0, seed: int = 0) -> list[str]:
+    """A plain-text table of one EvalReport (metrics x 100, each also as % of float32), then warnings.
+
+    With `resamples`, nDCG@10 as % of float32 gets its paired bootstrap 95% interval, and a `*` marks a
+    difference from float32 that a paired permutation test finds significant (p < 0.05)."""
     chunking = "whole documents" if report.chunking is None else \
         f"chunks of {report.chunking[0]} tokens, overlap {report.chunking[1]}, documents scored by their best chunk"
     variant = "late chunking" if report.variant == "contextual" else report.variant
     lines = [f"{report.dataset}: {report.n_documents} documents ({report.n_chunks} inputs, {chunking}), "
              f"{report.n_queries} queries; {report.model_name} ({variant}); embedded now {report.embedded_now}"]
+    confidence = {c.label: c for c in report_confidence(report, "ndcg@10", n_resamples=resamples, seed=seed)} \
+        if resamples and report.reference_per_query else {}
     headers = ["configuration", *METRICS, "% of float32", "bytes/vec", "ms/query"]
-    rows = [[r.label, *(_fmt(100 * r.metrics[m]) for m in METRICS), _pct_cell(r.pct_of_float32),
-             str(r.bytes_per_vector), _fmt(r.search_ms, 3)] for r in report.results]
+    if confidence:
+        headers.insert(len(METRICS) + 2, "nDCG@10 % of float32 [95% CI]")
+    rows = []
+    for r in report.results:
+        row = [r.label, *(_fmt(100 * r.metrics[m]) for m in METRICS), _pct_cell(r.pct_of_float32)]
+        if confidence:
+            c = confidence.get(r.label)
+            row.append("" if c is None or c.pct_of_float32 is None else
+                       c.pct_of_float32.format_pct() + significance_marker(c.test_vs_float32))
+        rows.append(row + [str(r.bytes_per_vector), _fmt(r.search_ms, 3)])
     if report.bm25 is not None:
-        rows.append(["BM25", *(_fmt(100 * report.bm25[m]) for m in METRICS), "", "", ""])
+        rows.append(["BM25", *(_fmt(100 * report.bm25[m]) for m in METRICS), "", *([""] if confidence else []), "",
+                     ""])
     # Configuration names (with @dims) and the retention cell are never cut; the table may then wrap.
     lines += format_table(headers, rows, keep=(0, len(METRICS) + 1))
     lines.append("% of float32: " + " / ".join(METRICS) + " each as a share of full-size float32 "
                  "(same model and variant)")
+    if confidence:
+        lines.append(f"[95% CI]: paired bootstrap over the {report.n_queries} queries ({resamples} resamples, seed "
+                     f"{seed}); *: differs from float32 (paired permutation test, p < 0.05)")
     if report.bm25 is not None:
         lines.append(f"BM25: {report.bm25_setup}")
     pools = sorted({(r.config.rescore_multiplier, r.candidates.get("k@10"), r.candidates.get("pool@10"))
@@ -90,8 +111,32 @@ def report_lines(report: EvalReport) -> list[str]:
     return lines
 
 
+def sweep_lines(sweep: SweepResult, floor: float) -> list[str]:
+    """The sweep as a table (bytes, nDCG@10 and Recall@10 with intervals), its frontier and recommendation."""
+    front = {p.config for p in sweep.frontier()}
+    rows = []
+    for p in sorted(sweep.points, key=lambda p: (p.bytes_per_vector, str(p.config))):
+        cells = [str(p.config), f"{p.bytes_per_vector:,}"]
+        for metric in ("ndcg@10", "recall@10"):
+            c = p.confidence.get(metric)
+            cells.append(_fmt(100 * p.metrics[metric]))
+            cells.append("" if c is None or c.pct_of_float32 is None else c.pct_of_float32.format_pct())
+        cells.append("frontier" if p.config in front else "")
+        rows.append(cells)
+    lines = [f"Sweep of {sweep.dataset} with {sweep.model_name} ({sweep.variant}): {sweep.n_queries} queries"]
+    lines += format_table(["configuration", "bytes/vec", "ndcg@10", "% of float32 [95% CI]", "recall@10",
+                           "% of float32 [95% CI]", ""], rows, keep=(0, 3, 5))
+    rec = sweep.recommend(floor)
+    lines.append(f"Recommended for >= {floor:.0%} of float32 nDCG@10 at the fewest bytes: "
+                 + (rec.reason if rec is not None else "none of the configurations reaches it"))
+    lines += sweep.notes
+    return lines + [""]
+
+
 def evaluate(args: argparse.Namespace, ctx: Context) -> Output:
     configs = parse_configs(args.precisions, args.dims, args.rescore)
+    if args.hybrid:
+        configs += [replace(c, hybrid=True) for c in configs if not c.hybrid]
     chunking = None
     if args.chunk_tokens is not None:
         chunking = (args.chunk_tokens, args.overlap_tokens or 0)
@@ -101,9 +146,12 @@ def evaluate(args: argparse.Namespace, ctx: Context) -> Output:
     if not models:
         raise DemoError("--model needs at least one model key")
     warm_up(ctx.settings.kernels)  # one-off compilation never lands in the ms/query column
+    loader = functools.partial(ctx.encoder, runtime=args.runtime)
+    if args.sweep:
+        return _sweep(args, ctx, models, chunking, loader)
     reports = []
     common = dict(progress=None, bm25=not args.no_bm25, bm25_language=args.bm25_language,
-                  encoder_loader=ctx.encoder, kernels=ctx.settings.kernels)
+                  encoder_loader=loader, kernels=ctx.settings.kernels)
     for dataset in datasets_of(args):
         for model in models:  # model x variant x precision x Matryoshka size, each model from its own cache
             with ctx.progress(f"embedding {dataset.name} with {model}", "text") as bar:
@@ -114,7 +162,37 @@ def evaluate(args: argparse.Namespace, ctx: Context) -> Output:
                     reports.append(run_evaluation(ctx.store, dataset, model, args.variant, configs,
                                                   chunking=chunking, **common))
     payload = {"reports": [json.loads(report_json(r)) for r in reports]}
-    lines = [line for r in reports for line in report_lines(r)]
+    resamples, seed = ctx.settings.confidence_resamples, ctx.settings.confidence_seed
+    lines = [line for r in reports for line in report_lines(r, resamples, seed)]
+    return _written(args, ctx, payload, lines)
+
+
+def _sweep(args: argparse.Namespace, ctx: Context, models: list[str], chunking: tuple[int, int] | None,
+           loader: Any) -> Output:
+    sweeps = []
+    for dataset in datasets_of(args):
+        for model in models:
+            with ctx.progress(f"sweeping {dataset.name} with {model}", "text") as bar:
+                sweeps.append(run_sweep(ctx.store, dataset, model, args.variant, chunking=chunking, progress=bar,
+                                        bm25=not args.no_bm25, bm25_language=args.bm25_language,
+                                        n_resamples=ctx.settings.confidence_resamples,
+                                        seed=ctx.settings.confidence_seed, encoder_loader=loader))
+    payload = {"sweeps": [{
+        "dataset": s.dataset, "model_key": s.model_key, "model": s.model_name, "variant": s.variant,
+        "n_queries": s.n_queries, "n_resamples": s.n_resamples, "seed": s.seed, "notes": s.notes,
+        "frontier": [str(p.config) for p in s.frontier()],
+        "recommended": (lambda r: None if r is None else {"configuration": str(r.point.config), "reason": r.reason})(
+            s.recommend(args.floor)),
+        "points": [{"configuration": str(p.config), "bytes_per_vector": p.bytes_per_vector, **p.metrics,
+                    "pct_of_float32": p.pct_of_float32,
+                    "intervals": {m: {"pct_of_float32": None if c.pct_of_float32 is None else
+                                      [c.pct_of_float32.estimate, c.pct_of_float32.low, c.pct_of_float32.high]}
+                                  for m, c in p.confidence.items()}} for p in s.points]}
+        for s in sweeps]}
+    return _written(args, ctx, payload, [line for s in sweeps for line in sweep_lines(s, args.floor)])
+
+
+def _written(args: argparse.Namespace, ctx: Context, payload: dict, lines: list[str]) -> Output:
     if isinstance(args.json, str) and args.json != "-":
         out = Path(args.json)
         try:

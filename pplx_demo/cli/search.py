@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import replace
 
 from pplx_demo import workflows
 from pplx_demo.cli.common import Context, Output, format_table, shorten
@@ -23,20 +24,23 @@ def search_configs(args: argparse.Namespace) -> list[IndexConfig]:
         rescore = IndexConfig("binary", "rescore", args.dim, rescore_multiplier=multiplier)
         binary = [i for i, c in enumerate(configs) if c.family == "binary"]
         configs.insert(binary[0] + 1 if binary else len(configs), rescore)
-    return configs
+    if getattr(args, "hybrid", False):
+        configs += [replace(c, hybrid=True) for c in configs if not c.hybrid]
+    return list(dict.fromkeys(configs))
 
 
 def search(args: argparse.Namespace, ctx: Context) -> Output:
     info = resolve_corpus(ctx, args.corpus)
     configs = search_configs(args)
-    encoder = ctx.encoder(args.model, args.variant)
+    encoder = ctx.encoder(args.model, args.variant, args.runtime)
     spec = MODELS.get(encoder.model_key)
     validate_dim(args.dim, int(encoder.dim), spec.matryoshka_dims if spec is not None else None)
     with ctx.progress(f"embedding {info.name!r} (first search only)", "chunk") as bar:
         outcome = workflows.embed(ctx.store, info.id, encoder, progress=bar)  # cached in the store from now on
     warm_up(ctx.settings.kernels)  # compiled once per machine; never timed as search latency
-    service = SearchService(ctx.store, lambda key, variant: encoder, kernels=ctx.settings.kernels)
-    response = service.search(info.id, encoder.model_key, encoder.variant, configs, args.query, args.k)
+    service = SearchService(ctx.store, lambda key, variant: encoder, settings=ctx.settings)
+    response = service.search(info.id, encoder.model_key, encoder.variant, configs, args.query, args.k,
+                              explain=args.explain)
     payload = {"corpus": info.name, **response_payload(response)}
     return Output(payload, search_lines(response, info.name), notes=late_chunking_notes(info, encoder),
                   warnings=truncation_warnings(outcome.truncation))
@@ -55,14 +59,20 @@ def search_lines(response: SearchResponse, corpus_name: str) -> list[str]:
                 hit = col.hits[rank]
                 moved = "" if hit.baseline_rank == hit.rank else (
                     " [new]" if hit.baseline_rank is None else f" [was {hit.baseline_rank}]")
-                row.append(shorten(f"{hit.score:.3f}{moved} {hit.title}: {hit.text}", cell_width))
+                text = hit.text
+                if hit.explanation is not None and hit.explanation.best is not None:  # the sentence that matched
+                    best = hit.explanation.best
+                    text = f"»{hit.text[best.char_start:best.char_end]}«"
+                row.append(shorten(f"{hit.score:.3f}{moved} {hit.title}: {text}", cell_width))
             else:
                 row.append("")
         if any(row[1:]):
             rows.append(row)
     lines = [f"{response.query!r} in {corpus_name!r} with {response.model_name} ({response.variant}), top {response.k}",
              "[was N]: rank under float32 at full size; [new]: not in the float32 top-k.",
-             f"embed query: {response.embed_query_ms:.1f} ms (once, shared by every column)", ""]
+             f"embed query: {response.embed_query_ms:.1f} ms (once, shared by every column)"
+             + (f"; why it matched: {response.explain_ms:.1f} ms ({response.explain_method}; »best sentence«)"
+                if response.explain_ms is not None else ""), ""]
     lines += format_table(["#"] + [col.label for col in response.columns], rows, width)
     lines.append("")
     for col in response.columns:

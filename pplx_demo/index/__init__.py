@@ -6,12 +6,12 @@
 - `quantized`: `QuantizedIndex`, built from a corpus' float vectors for one configuration.
 """
 
-from pplx_demo.index.config import (DEFAULT_RESCORE_MULTIPLIER, FAMILIES, INT8_SCHEMES, MODES, Family, IndexConfig,
+from pplx_demo.index.config import (DEFAULT_RESCORE_MULTIPLIER, DENSE_FAMILIES, FAMILIES, INT8_SCHEMES, MODES, Family, IndexConfig,
                                     Mode, RescoreWith, matryoshka_sizes, validate_dim)
 from pplx_demo.index.quantized import QuantizedIndex, warm_up
 from pplx_demo.index.scan import KERNEL_CHOICES, kernel_path
 from pplx_demo.index.topk import Kernels, SearchHits, top_k_rows
 
-__all__ = ["DEFAULT_RESCORE_MULTIPLIER", "FAMILIES", "INT8_SCHEMES", "KERNEL_CHOICES", "MODES", "Family",
+__all__ = ["DEFAULT_RESCORE_MULTIPLIER", "DENSE_FAMILIES", "FAMILIES", "INT8_SCHEMES", "KERNEL_CHOICES", "MODES", "Family",
            "IndexConfig", "Kernels", "Mode", "QuantizedIndex", "RescoreWith", "SearchHits", "kernel_path",
            "matryoshka_sizes", "top_k_rows", "validate_dim", "warm_up"]

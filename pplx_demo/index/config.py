@@ -32,6 +32,7 @@ INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated")
 Family = Literal["float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid"]
 # In display order; the first is the reference every other configuration is compared with.
 FAMILIES: tuple[Family, ...] = ("float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid")
+DENSE_FAMILIES: tuple[Family, ...] = FAMILIES[:-1]  # each a configuration by itself ("hybrid" needs a dense one)
 DEFAULT_RESCORE_MULTIPLIER = 4
 DEFAULT_RRF_K = 60  # reciprocal rank fusion's k (Cormack et al. 2009)
 

@@ -65,7 +65,7 @@ class Studio:
         self.models = ModelHub(settings)
         # Encoders come wrapped so that only their forward passes are ZeroGPU tasks.
         self.encoder = gpu_loader(self.models)
-        self.search_service = SearchService(self.store, self.encoder, kernels=settings.kernels)
+        self.search_service = SearchService(self.store, self.encoder, settings=settings)
         self.sessions = Sessions(self.store, settings.private_corpus_idle_s)
         self.meter = ThroughputMeter()
         self._heavy = threading.BoundedSemaphore(max(1, settings.heavy_concurrency))
