@@ -84,7 +84,7 @@ class Settings:
     heavy_concurrency: int = 1
     # search
     kernels: str = "auto"  # int8 / Hamming scan kernels: "auto" (numba when importable), "numpy" or "numba"
-    # remote embedders (pplx_demo/models/remote.py): a Text Embeddings Inference server and the Perplexity API
+    # remote embedders (pplx_demo/models/remote/): a Text Embeddings Inference server and the Perplexity API
     tei_url: str = ""  # base URL of a TEI server, e.g. http://127.0.0.1:8080; empty = no TEI
     tei_model: str = "perplexity-ai/pplx-embed-v1-0.6b"  # the model the TEI must serve (checked against /info)
     tei_api_key: str = field(default="", repr=False)  # bearer token for a TEI behind auth; never shown or logged

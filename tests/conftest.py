@@ -64,3 +64,36 @@ def minilm_contextual():
     from model_loading import get_encoder
 
     return get_encoder("minilm-l6", "contextual")
+
+
+# ---------------------------------------------------------------------------------------------
+# test tiers (pytest.ini): `-m quick` answers in under a minute; the README command runs everything
+
+MODEL_FIXTURES = {"minilm", "minilm_contextual", "tiny_pplx", "tiny_pplx_context", "tiny_pplx_dir",
+                  "tiny_pplx_context_dir", "qwen_tokenizer_json", "encoder"}
+BROWSER_FILES = {"test_ui_browser.py"}
+SLOW_FILES = {"test_ui_api.py", "test_app_entry.py", "test_runtimes.py", "test_distributed.py", "test_qdrant.py",
+              "test_bench_load.py"}
+SLOW_TESTS = {"test_hybrid_on_xquad_en_is_at_least_as_good_as_either_leg",
+              "test_failed_or_cancelled_embedding_stores_nothing", "test_metrics_match_ranx_on_tie_free_runs",
+              "test_reads_proceed_while_a_writer_holds_a_transaction", "test_database_survives_a_process_killed_mid_write"}
+# Files whose tests load real models through the test hub (not through a fixture).
+MODEL_FILES = {"test_eval_runner.py", "test_models.py", "test_sweep.py", "test_explain.py", "test_hybrid.py"}
+# Real servers, worker processes and timing: correct but not "quick".
+SERVER_FILES = {"test_crawler.py", "test_ingest_hardening.py", "test_remote_embedders.py", "test_ingest_formats.py",
+                "test_cli.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.name
+        explicit = {m.name for m in item.iter_markers()}
+        if name in BROWSER_FILES:
+            item.add_marker(pytest.mark.browser)
+        if name in SLOW_FILES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if name in MODEL_FILES or MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+        tiers = {m.name for m in item.iter_markers()} & {"model", "browser", "slow"}
+        if "quick" not in explicit and not tiers and name not in SERVER_FILES:
+            item.add_marker(pytest.mark.quick)

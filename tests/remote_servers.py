@@ -1,5 +1,5 @@
 """Real HTTP servers on 127.0.0.1 that speak the DOCUMENTED request/response shapes of TEI and the
-Perplexity API (see pplx_demo/models/remote.py), computing their answers from a known float matrix.
+Perplexity API (see pplx_demo/models/remote/), computing their answers from a known float matrix.
 
 They are contract stand-ins, not the real services: what they prove is that the clients speak the
 documented shapes and handle the documented failures. Faults (status codes, slow answers, dropped

@@ -17,13 +17,12 @@ from pplx_demo.ingest.crawler import (
     USER_AGENT,
     BlockedAddress,
     CrawlOptions,
-    _AddressPolicy,
-    _GuardedBackend,
     address_problem,
     crawl,
     link_local_problem,
     normalise_url,
 )
+from pplx_demo.ingest.crawler.guard import _AddressPolicy, _GuardedBackend
 
 
 def _page(title: str, body: str, links: tuple[str, ...] = ()) -> bytes:

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-import pplx_demo.disk_index as disk_index
+import pplx_demo.disk_index.index as disk_index_module
 from pplx_demo.deployment import deployment_cost, measured_cost
 from pplx_demo.disk_index import MANIFEST_NAME, DiskIndex, index_folder
 from pplx_demo.errors import Cancelled, DemoError
@@ -56,7 +56,7 @@ def kernels(request, monkeypatch):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """4 KiB checksum chunks, so files span many chunks and appends end mid-chunk."""
-    monkeypatch.setattr(disk_index, "CHECKSUM_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(disk_index_module, "CHECKSUM_CHUNK_BYTES", 4096)  # read by DiskIndex.create
 
 
 @pytest.mark.parametrize("scheme", ["tanh", "calibrated"])
@@ -198,7 +198,7 @@ def test_flipped_byte_passes_open_but_not_verify(tmp_path, small_chunks):
 
 
 def test_a_failed_or_cancelled_append_changes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(disk_index, "_ENCODE_BLOCK_BYTES", 4 * FULL * 100)  # 100 rows per block
+    monkeypatch.setattr(disk_index_module, "_ENCODE_BLOCK_BYTES", 4 * FULL * 100)  # 100 rows per append block
     x, q = data(n=1000)
     ix = DiskIndex.build(tmp_path / "ix", x[:500], np.arange(500))
     files = ix.manifest["files"]

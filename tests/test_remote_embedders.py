@@ -1,4 +1,4 @@
-"""Contract tests for the remote embedders (pplx_demo/models/remote.py).
+"""Contract tests for the remote embedders (pplx_demo/models/remote/).
 
 They run real HTTP servers on 127.0.0.1 (tests/remote_servers.py) that implement the DOCUMENTED
 request/response shapes of Text Embeddings Inference and the Perplexity API, computing answers from a

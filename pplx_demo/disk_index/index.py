@@ -1,334 +1,34 @@
-"""Out-of-core index on one machine: binary codes in RAM, int8 and float32 rows memory-mapped from disk.
-
-One folder per (corpus, model cache key, variant) holds raw little-endian files plus a JSON manifest:
-
-    manifest.json          schema version, sizes, int8 scheme + calibration, per-file length + checksums
-    chunk_ids.i64          (n,) int64: the chunk id of every row
-    d{D}.bits              (n, words * 8) uint8: MSB-first packed sign bits, zero padded to 64-bit words
-    d{D}.int8              (n, D) int8 codes               \
-    d{D}.int8_inv_norm     (n,) float32: 1 / |dequantised|  > memory-mapped, read only where a search needs them
-    d{D}.float32           (n, D) float32 unit rows        /
-
-with one set of `d{dim}.*` files per stored size (the model's full size, plus any Matryoshka size asked
-for when the index was created). Every file holds exactly what `QuantizedIndex.build(vectors,
-IndexConfig(..., dim=dim))` would hold in RAM, so a search here runs the same scans (the same numba
-kernels and top-k code, on memory-mapped arrays) and returns the same ids and scores.
-
-- Binary codes are read into RAM when the index is opened (32x smaller than float32); int8 codes and
-  float32 rows stay on disk and are read through the page cache: only the k x multiplier candidate
-  rows for "binary + rescore", every row for a plain int8 / float32 scan.
-- Appending adds rows to every file and then replaces the manifest atomically (temporary file +
-  `os.replace`): a crash before that leaves the old index valid. Checksums are blake2b digests of
-  8 MiB chunks, so an append only re-hashes the last partial chunk and the new bytes.
-- `DiskIndex.open` refuses a missing or unreadable manifest and any file whose length differs from the
-  manifest; `verify()` re-hashes every file. `DiskIndex.rebuild(folder, vectors, chunk_ids)` rewrites
-  the folder from the float vectors the caller passes (they live in DuckDB; nothing there is touched).
-- Calibrated int8: the per-dimension ranges come from the first rows written (all of them for
-  `DiskIndex.build`) and are then kept, so appended rows reuse them (values outside are clipped).
-  An index built in one call therefore equals `QuantizedIndex.build`; after appends with a
-  calibrated scheme, it equals a QuantizedIndex calibrated on the first batch. "tanh" (pplx-embed's
-  native scheme) needs no calibration: append-then-search always equals a full build.
-- One writer at a time (the studio's single process); searches may run while nobody appends.
-"""
+"""`DiskIndex`: one folder of quantised codes: create, open (lengths checked), build, append (one atomic
+manifest commit), verify, rebuild from the float vectors, search with any `IndexConfig`, footprint."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import re
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pplx_demo.disk_index.checksums import _AppendWriter, file_chunk_digests
+from pplx_demo.disk_index.encoding import (_ENCODE_BLOCK_BYTES, encode_rows, first_batch_calibration, int8_affine,
+                                           quantized_index_over)
+from pplx_demo.disk_index.files import (CHECKSUM_ALGORITHM, CHECKSUM_CHUNK_BYTES, CHUNK_IDS_FILE, MANIFEST_NAME,
+                                        SCHEMA_VERSION, STORES, _INDEX_FILE_NAME, FileSpec, _all_files,
+                                        _calibration_from_json, _calibration_json, _fsync_dir, _memmap,
+                                        _read_manifest, _write_manifest, level_files)
+from pplx_demo.disk_index.footprint import IndexFootprint
 from pplx_demo.errors import Cancelled, DemoError
 from pplx_demo.index import IndexConfig, QuantizedIndex, SearchHits
-from pplx_demo.quantize import Int8Calibration, Int8Scheme, int8_calibrated, int8_tanh
-
-SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-CHUNK_IDS_FILE = "chunk_ids.i64"
-STORES: tuple[str, ...] = ("binary", "int8", "float32")
-CHECKSUM_ALGORITHM = "blake2b-128"
-CHECKSUM_CHUNK_BYTES = 8 << 20  # a checksum per 8 MiB: an append re-hashes at most one partial chunk
-_ENCODE_BLOCK_BYTES = 32 << 20  # float32 input quantised per step (temporaries stay a few times this)
+from pplx_demo.quantize import Int8Calibration, Int8Scheme
 
 Progress = Callable[[int, int], None]
-# Names a disk index folder may hold: what `rebuild` is allowed to replace.
-_INDEX_FILE_NAME = re.compile(r"manifest\.json|\.manifest\.json\..*\.tmp|chunk_ids\.i64|"
-                              r"d\d+\.(bits|int8|int8_inv_norm|float32)")
-
-
-# ---------------------------------------------------------------------------------------------
-# file layout
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    """One raw file of the index: little-endian `dtype`, `row_shape` elements per row."""
-
-    name: str
-    dtype: str  # numpy dtype string, explicit byte order ("<f4", "|i1", "|u1", "<i8")
-    row_shape: tuple[int, ...]
-
-    @property
-    def row_bytes(self) -> int:
-        return int(np.dtype(self.dtype).itemsize * math.prod(self.row_shape))
-
-
-def bits_row_bytes(dim: int) -> int:
-    """Bytes of one packed sign-bit row: `dim` bits rounded up to whole 64-bit words (as QuantizedIndex)."""
-    return 8 * ((dim + 63) // 64)
-
-
-def level_files(dim: int, store: Sequence[str]) -> dict[str, FileSpec]:
-    """The files of one stored size, keyed by role: bits, int8, int8_inv_norm, float32."""
-    files: dict[str, FileSpec] = {}
-    if "binary" in store:
-        files["bits"] = FileSpec(f"d{dim}.bits", "|u1", (bits_row_bytes(dim),))
-    if "int8" in store:
-        files["int8"] = FileSpec(f"d{dim}.int8", "|i1", (dim,))
-        files["int8_inv_norm"] = FileSpec(f"d{dim}.int8_inv_norm", "<f4", ())
-    if "float32" in store:
-        files["float32"] = FileSpec(f"d{dim}.float32", "<f4", (dim,))
-    return files
-
-
-def _all_files(dims: Sequence[int], store: Sequence[str]) -> list[FileSpec]:
-    specs = [FileSpec(CHUNK_IDS_FILE, "<i8", ())]
-    for d in dims:
-        specs.extend(level_files(d, store).values())
-    return specs
-
-
-def index_folder(root: Path, corpus_id: int, model_cache_key: str, variant: str) -> Path:
-    """The folder of one (corpus, model cache key, variant) under `root`; safe for any cache key."""
-    def safe(text: str) -> str:
-        clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:60] or "x"
-        return f"{clean}-{hashlib.blake2b(text.encode(), digest_size=4).hexdigest()}"
-
-    return Path(root) / f"corpus-{int(corpus_id)}" / safe(model_cache_key) / safe(variant)
-
-
-# ---------------------------------------------------------------------------------------------
-# encoding (the arrays QuantizedIndex.build would hold, row by row)
-
-
-def int8_affine(scheme: Int8Scheme, calibration: Int8Calibration | None, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, offset) with dequantised = code * scale + offset, exactly as QuantizedIndex computes them."""
-    if scheme == "calibrated":
-        assert calibration is not None
-        cal = calibration.truncate(dim)
-        return cal.scale, (cal.offset + np.float32(128.0) * cal.scale).astype(np.float32)
-    return np.full(dim, 1.0 / 127.0, dtype=np.float32), np.zeros(dim, dtype=np.float32)
-
-
-def first_batch_calibration(vectors: np.ndarray) -> Int8Calibration:
-    """Per-dimension min / max of a batch, block by block (QuantizedIndex's rule, one-row case included)."""
-    n, dim = vectors.shape
-    if n == 0:
-        raise DemoError("calibrated int8 needs corpus vectors to take its ranges from; append at least one row")
-    if n == 1:  # a range from a single point is empty: a symmetric range around it
-        edge = np.abs(np.asarray(vectors, dtype=np.float32)).max(axis=0)
-        return Int8Calibration(-edge.astype(np.float32), edge.astype(np.float32))
-    low = np.full(dim, np.inf, dtype=np.float32)
-    high = np.full(dim, -np.inf, dtype=np.float32)
-    step = max(1, _ENCODE_BLOCK_BYTES // (4 * dim))
-    for i in range(0, n, step):
-        block = np.asarray(vectors[i:i + step], dtype=np.float32)
-        np.minimum(low, block.min(axis=0), out=low)
-        np.maximum(high, block.max(axis=0), out=high)
-    return Int8Calibration(low, high)
-
-
-def _unit_rows(view: np.ndarray) -> np.ndarray:
-    x = np.array(view, dtype=np.float32, copy=True)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, norms, out=x, where=norms > 0)  # an all-zero row stays zero (cosine 0)
-    return x
-
-
-def encode_rows(raw: np.ndarray, dim: int, store: Sequence[str], scheme: Int8Scheme,
-                calibration: Int8Calibration | None) -> dict[str, np.ndarray]:
-    """The rows of every file of one stored size for a block of pooled float vectors (r, full_dim)."""
-    view = raw[:, :dim]
-    out: dict[str, np.ndarray] = {}
-    if "binary" in store:
-        bits = np.zeros((raw.shape[0], bits_row_bytes(dim)), dtype=np.uint8)  # zero padding: XOR of padding is 0
-        bits[:, : (dim + 7) // 8] = np.packbits(view >= 0, axis=1)
-        out["bits"] = bits
-    if "int8" in store:
-        codes = int8_tanh(view) if scheme == "tanh" else int8_calibrated(view, calibration.truncate(dim))
-        scale, offset = int8_affine(scheme, calibration, dim)
-        norms = np.linalg.norm(codes.astype(np.float32) * scale + offset, axis=1)
-        out["int8"] = codes
-        out["int8_inv_norm"] = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    if "float32" in store:
-        out["float32"] = _unit_rows(view)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# checksums
-
-
-def _hasher() -> Any:
-    return hashlib.blake2b(digest_size=16)
-
-
-def _hash_range(path: Path, start: int, stop: int) -> Any:
-    """A hasher fed with bytes start..stop of `path`."""
-    h = _hasher()
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = stop - start
-        while left > 0:
-            buf = f.read(min(left, 4 << 20))
-            if not buf:
-                raise DemoError(f"{path.name} ended at byte {stop - left}, expected {stop}")
-            h.update(buf)
-            left -= len(buf)
-    return h
-
-
-def file_chunk_digests(path: Path, nbytes: int, chunk_bytes: int) -> list[str]:
-    """blake2b-128 hex digest of each `chunk_bytes` chunk of the first `nbytes` of `path`."""
-    return [_hash_range(path, s, min(s + chunk_bytes, nbytes)).hexdigest() for s in range(0, nbytes, chunk_bytes)]
-
-
-# ---------------------------------------------------------------------------------------------
-# manifest
-
-
-def _read_manifest(folder: Path) -> dict:
-    path = folder / MANIFEST_NAME
-    where = f"disk index {folder}"
-    if not folder.is_dir():
-        raise DemoError(f"{where}: the folder does not exist; build the index first")
-    if not path.is_file():
-        raise DemoError(f"{where}: {MANIFEST_NAME} is missing; rebuild the index from the stored vectors "
-                        f"(nothing in the database is affected)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DemoError(f"{where}: {MANIFEST_NAME} is unreadable ({type(exc).__name__}: {exc}); rebuild the "
-                        f"index from the stored vectors (nothing in the database is affected)") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-        raise DemoError(f"{where}: {MANIFEST_NAME} has schema version {version!r}, this program reads "
-                        f"{SCHEMA_VERSION}; rebuild the index from the stored vectors")
-    try:
-        int(manifest["n_rows"]), int(manifest["full_dim"]), int(manifest["checksum"]["chunk_bytes"])
-        [int(d) for d in manifest["dims"]]
-        list(manifest["store"])
-        manifest["int8"]["scheme"]
-        dict(manifest["files"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DemoError(f"{where}: {MANIFEST_NAME} is incomplete (missing or bad field {exc}); rebuild the "
-                        f"index from the stored vectors") from None
-    return manifest
-
-
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    """Replace the manifest atomically: write a temporary file, fsync it, `os.replace`, fsync the folder."""
-    tmp = folder / f".{MANIFEST_NAME}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / MANIFEST_NAME)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on a directory
-        pass
-    finally:
-        os.close(fd)
-
-
-def _calibration_json(cal: Int8Calibration | None) -> dict | None:
-    if cal is None:
-        return None
-    # float32 -> Python float -> JSON repr round-trips exactly
-    return {"low": [float(v) for v in cal.low], "high": [float(v) for v in cal.high]}
-
-
-def _calibration_from_json(data: dict | None) -> Int8Calibration | None:
-    if data is None:
-        return None
-    return Int8Calibration(np.asarray(data["low"], dtype=np.float32), np.asarray(data["high"], dtype=np.float32))
-
-
-# ---------------------------------------------------------------------------------------------
-# the index
-
-
-def _memmap(path: Path, spec: FileSpec, n: int) -> np.ndarray:
-    """(n, *row_shape) plain ndarray over a read-only memory map (numba and numpy treat it as any array)."""
-    shape = (n, *spec.row_shape)
-    if n == 0:
-        return np.empty(shape, dtype=np.dtype(spec.dtype))
-    return np.asarray(np.memmap(path, dtype=np.dtype(spec.dtype), mode="r", shape=shape))
-
-
-def quantized_index_over(config: IndexConfig, n: int, dim: int, full_dim: int, *, kernels: str | None = None,
-                         float_rows: np.ndarray | None = None, codes: np.ndarray | None = None,
-                         code_inv_norm: np.ndarray | None = None, code_scale: np.ndarray | None = None,
-                         code_offset: np.ndarray | None = None, calibration: Int8Calibration | None = None,
-                         bits: np.ndarray | None = None) -> QuantizedIndex:
-    """A QuantizedIndex around existing arrays (RAM or memory-mapped), without copying them.
-
-    Hook for the lead: QuantizedIndex has no public constructor from prepared arrays, so this builds
-    an empty index for `config` (which picks the kernels the same way `build` does) and sets its
-    private arrays. Arrays must be what `build` would make: unit float rows (n, dim), int8 codes
-    (n, dim) with 1/|dequantised| per row and the (scale, offset) affine map, packed bits as (n, words)
-    uint64.
-    """
-    index = QuantizedIndex.build(np.zeros((0, dim), dtype=np.float32), config, kernels)
-    index.n, index.dim, index.full_dim = n, dim, full_dim
-    index._float = float_rows
-    index._codes = codes
-    index._code_inv_norm = code_inv_norm
-    index._code_scale = code_scale
-    index._code_offset = code_offset
-    index._calibration = calibration
-    index._bits = bits
-    return index
-
-
-@dataclass(frozen=True)
-class IndexFootprint:
-    """Bytes one configuration of an opened disk index uses: held in RAM, and read from disk files."""
-
-    config: IndexConfig
-    n_vectors: int
-    ram_bytes: int  # arrays this process holds for the configuration (packed bits)
-    scanned_file_bytes: int  # memory-mapped files every query scans in full (needs page cache to be fast)
-    candidate_file_bytes: int  # memory-mapped files read only for the rescoring candidates
-    disk_bytes: int  # every file the configuration reads, on disk
-
-    @property
-    def config_label(self) -> str:
-        return str(self.config)
-
-    def to_dict(self) -> dict:
-        return {**self.__dict__, "config": str(self.config), "config_label": str(self.config)}
 
 
 class DiskIndex:
@@ -770,54 +470,6 @@ class DiskIndex:
             elif config.mode == "rescore":
                 candidates = size[files["float32"].name]
         return IndexFootprint(config, self.n, ram, scanned, candidates, ram + scanned + candidates)
-
-
-class _AppendWriter:
-    """Appends bytes to one file at its committed length and keeps its chunk checksums up to date."""
-
-    def __init__(self, path: Path, committed: int, chunks: list[str], tail: tuple[int, Any] | None,
-                 chunk_bytes: int) -> None:
-        self.path, self.committed, self.chunk_bytes = path, committed, chunk_bytes
-        self.length = committed
-        full = committed // chunk_bytes
-        self.chunks = chunks[:full]
-        self._filled = committed - full * chunk_bytes
-        if self._filled == 0:
-            self._hash = _hasher()
-        elif tail is not None and tail[0] == committed:
-            self._hash = tail[1].copy()
-        else:  # re-hash the partial last chunk (at most one chunk) from the file
-            self._hash = _hash_range(path, full * chunk_bytes, committed)
-        self._file = open(path, "r+b")
-        self._file.seek(committed)
-        self._file.truncate()  # bytes past the committed length belong to no committed state
-        self.tail: tuple[int, Any] | None = None
-
-    def write(self, rows: np.ndarray) -> None:
-        data = memoryview(np.ascontiguousarray(rows)).cast("B")
-        self._file.write(data)
-        pos = 0
-        while pos < len(data):
-            take = min(self.chunk_bytes - self._filled, len(data) - pos)
-            self._hash.update(data[pos:pos + take])
-            self._filled += take
-            pos += take
-            if self._filled == self.chunk_bytes:
-                self.chunks.append(self._hash.hexdigest())
-                self._hash, self._filled = _hasher(), 0
-        self.length += len(data)
-
-    def finish(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        if self._filled:
-            self.chunks.append(self._hash.hexdigest())
-            self.tail = (self.length, self._hash.copy())
-
-    def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
 
 
 def _check_vectors(vectors: np.ndarray) -> np.ndarray:

@@ -1,0 +1,59 @@
+"""Reading chunks: a corpus' whole `ChunkTable` in the stable order the indexes use, and `ChunkRecord`s
+by id for a result list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pplx_demo.errors import DemoError
+from pplx_demo.store.connection import _Connection
+from pplx_demo.store.records import ChunkRecord, ChunkTable
+from pplx_demo.store.schema import _CHUNK_ORDER
+
+
+class _Chunks(_Connection):
+    """Chunk reads (part of `Store`; `chunk_table` checks the corpus with `_Corpora.get_corpus`)."""
+
+    def chunk_table(self, corpus_id: int) -> ChunkTable:
+        """Every chunk of a corpus in the stable order used by `embeddings` and the indexes."""
+        self.get_corpus(corpus_id)
+        res = self._cur().execute(f"""
+            SELECT k.id, k.document_id, k.ord, k.text, d.title, d.uri, k.token_count, d.external_id,
+                   k.char_start, k.char_end
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            WHERE k.corpus_id = ? ORDER BY {_CHUNK_ORDER}""", [int(corpus_id)]).fetchdf()
+        return ChunkTable(
+            chunk_ids=np.asarray(res["id"], dtype=np.int64),
+            document_ids=np.asarray(res["document_id"], dtype=np.int64),
+            orders=np.asarray(res["ord"], dtype=np.int32),
+            texts=list(res["text"]), titles=list(res["title"]), uris=list(res["uri"]),
+            token_counts=np.asarray(res["token_count"], dtype=np.int32),
+            external_ids=[None if _is_missing(x) else str(x) for x in res["external_id"]],
+            char_starts=np.asarray(res["char_start"], dtype=np.int64),
+            char_ends=np.asarray(res["char_end"], dtype=np.int64),
+        )
+
+    def fetch_chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
+        """Records for these chunk ids, in the order given; DemoError if any no longer exists."""
+        ids = [int(i) for i in chunk_ids]
+        if not ids:
+            return []
+        rows = self._all("""
+            SELECT k.id, k.text, d.title, d.uri, k.document_id, k.ord, k.char_start, k.char_end,
+                   k.token_count, d.external_id
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            WHERE k.id IN (SELECT unnest(?::BIGINT[]))""", [ids])
+        by_id = {int(r[0]): ChunkRecord(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]),
+                                        int(r[8]), r[9]) for r in rows}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise DemoError(f"{len(missing)} chunk(s) no longer exist (the corpus was deleted or expired)")
+        return [by_id[i] for i in ids]
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA
