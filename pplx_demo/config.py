@@ -142,6 +142,8 @@ class Settings:
     confidence_resamples: int = 2000
     confidence_seed: int = 0
 
+    tokenizer_dir: Path = DATA_DIR / "tokenizers"  # PPLX_DEMO_TOKENIZER_DIR: the Qwen3 tokenizer built for remote models
+
     @classmethod
     def from_env(cls) -> "Settings":
         d = cls()
@@ -219,6 +221,7 @@ class Settings:
             explain_cache_entries=_int("PPLX_DEMO_EXPLAIN_CACHE_ENTRIES", d.explain_cache_entries),
             confidence_resamples=_int("PPLX_DEMO_CONFIDENCE_RESAMPLES", d.confidence_resamples),
             confidence_seed=_int("PPLX_DEMO_CONFIDENCE_SEED", d.confidence_seed),
+            tokenizer_dir=_path("PPLX_DEMO_TOKENIZER_DIR", d.tokenizer_dir) or d.tokenizer_dir,
         )
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 Precision = Literal["float32", "int8", "binary"]
-Int8Scheme = Literal["tanh", "calibrated"]
+Int8Scheme = Literal["tanh", "calibrated", "codes"]  # codes: the vector already holds int8 codes / 127
 BitOrder = Literal["big", "little"]
 
 PRECISIONS: tuple[Precision, ...] = ("float32", "int8", "binary")
@@ -48,6 +48,15 @@ def int8_tanh(x: np.ndarray) -> np.ndarray:
     """pplx-embed native int8: clamp(round(tanh(x) * 127), -128, 127), round half to even."""
     x = _as_float32(x)
     return np.clip(np.rint(np.tanh(x) * np.float32(127.0)), -128, 127).astype(np.int8)
+
+
+def int8_codes(x: np.ndarray) -> np.ndarray:
+    """int8 codes of a float view that services return as codes / 127 (TEI, the Perplexity API): x * 127, rounded.
+
+    Exact for such a view (its int8 is the service's own codes); the tanh is not applied again.
+    """
+    x = _as_float32(x)
+    return np.clip(np.rint(x * np.float32(127.0)), -128, 127).astype(np.int8)
 
 
 def int8_tanh_dequantize(codes: np.ndarray) -> np.ndarray:

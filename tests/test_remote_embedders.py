@@ -458,3 +458,34 @@ def test_pure_helpers():
     assert plan_batches([(2, 10, 1), (2, 10, 1)], limits) == [[0], [1]]
     assert plan_batches([(1, 500, 1), (1, 1, 1)], limits) == [[0], [1]]  # an oversized item goes alone
     assert plan_batches([], limits) == []
+
+
+# -- wired in: a model key, the store's cache and an index over the service's exact int8 codes ----------
+
+def test_contract_tei_through_the_model_hub_indexes_the_services_exact_codes(tmp_path):
+    import dataclasses
+
+    from pplx_demo.documents import Chunk, Document
+    from pplx_demo.embedding import embed_corpus
+    from pplx_demo.index import IndexConfig, QuantizedIndex
+    from pplx_demo.models import ModelHub
+    from pplx_demo.store import Store
+
+    texts = [t for t in TEXTS if t.strip()] + ["a third chunk about tides", "bees make honey in hives"]
+    with LoopbackServer(tei_app()) as server:
+        settings = dataclasses.replace(Settings(), tei_url=server.url, tokenizer_dir=tmp_path / "tok",
+                                       remote_retries=1, remote_backoff_s=0.01)
+        enc = ModelHub(settings).get("tei:")
+        assert enc.int8_scheme == "codes" and "tei:" in enc.cache_key  # never mixed with local vectors
+        with Store(tmp_path / "s.duckdb") as store:
+            docs = [Document(f"u{i}", f"t{i}", t) for i, t in enumerate(texts)]
+            cid = store.add_corpus("remote", docs, [[Chunk(0, t, 0, len(t), 3)] for t in texts])
+            matrix = embed_corpus(store, cid, enc)
+    expected = _expected_codes(texts, 1024)
+    index = QuantizedIndex.build(matrix.vectors, IndexConfig("int8", int8_scheme="codes"))
+    assert np.array_equal(index._codes, expected)  # the index holds exactly the codes the service sent
+    query = expected[2].astype(np.float32) / 127
+    hits = index.search(query[None, :], 3)
+    cosine = (expected.astype(np.float32) @ expected[2].astype(np.float32)) / (
+        np.linalg.norm(expected.astype(np.float32), axis=1) * np.linalg.norm(expected[2].astype(np.float32)))
+    assert hits.ids[0, 0] == 2 and hits.scores[0, 0] == pytest.approx(cosine[2], abs=1e-5)

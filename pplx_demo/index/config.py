@@ -28,7 +28,7 @@ from pplx_demo.quantize import PRECISIONS, Int8Scheme, Precision
 Mode = Literal["plain", "rescore", "asymmetric"]
 MODES: tuple[Mode, ...] = ("plain", "rescore", "asymmetric")
 RescoreWith = Literal["int8", "float32"]
-INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated")
+INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated", "codes")
 Family = Literal["float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid"]
 # In display order; the first is the reference every other configuration is compared with.
 FAMILIES: tuple[Family, ...] = ("float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid")
@@ -77,7 +77,7 @@ class IndexConfig:
         if not isinstance(self.rescore_multiplier, (int, np.integer)) or not 1 <= self.rescore_multiplier <= 1000:
             raise DemoError(f"rescore multiplier must be an integer in 1..1000, got {self.rescore_multiplier!r}")
         if self.int8_scheme not in (None, *INT8_SCHEMES):
-            raise DemoError(f"unknown int8 scheme {self.int8_scheme!r}: use 'tanh' or 'calibrated'")
+            raise DemoError(f"unknown int8 scheme {self.int8_scheme!r}: use 'tanh', 'calibrated' or 'codes'")
         if not isinstance(self.rrf_k, (int, np.integer)) or not 1 <= self.rrf_k <= 10_000:
             raise DemoError(f"RRF k must be a whole number in 1..10000, got {self.rrf_k!r}")
 

@@ -15,7 +15,8 @@ Scores are cosine-like, higher is better, for every configuration:
 
 Dequantisation: "calibrated" int8 maps back to (code + 128) * scale + low per dimension (query
 unchanged); "tanh" codes are compared in the space the model was trained in, code / 127 against
-tanh(query), so only the rounding is lost.
+tanh(query), so only the rounding is lost. "codes" is for vectors that already are int8 codes / 127 (the float
+view TEI and the Perplexity API return): code = round(x * 127), exactly the service's codes, compared like tanh codes.
 
 Ties are broken by the lower row index everywhere, so results are deterministic. Scans are blocked
 (temporaries stay near cache size), keep a running top-k, and split rows across threads where
@@ -43,7 +44,7 @@ from pplx_demo.index import scan as scans
 from pplx_demo.index.scan import (Scan, _BitScorer, _compiled_kernels, _compiled_scan, _matmul_into, _parallel_scan,
                                   _tiled, kernel_path)
 from pplx_demo.index.topk import Kernels, SearchHits, _TopK, top_k_rows
-from pplx_demo.quantize import Int8Calibration, Int8Scheme, calibrate_int8, int8_calibrated, int8_tanh
+from pplx_demo.quantize import Int8Calibration, Int8Scheme, calibrate_int8, int8_calibrated, int8_codes, int8_tanh
 
 
 def _has_compiled_twin(config: IndexConfig) -> bool:
@@ -146,7 +147,7 @@ class QuantizedIndex:
         step = _block_rows(4 * dim, 8 << 20)
         for i in range(0, n, step):
             part = view[i:i + step]
-            c = int8_tanh(part) if scheme == "tanh" else int8_calibrated(part, self._calibration)
+            c = self._quantise(part, scheme)
             codes[i:i + step] = c
             norms = np.linalg.norm(self._dequantise(c), axis=1)
             inv_norm[i:i + step] = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -161,6 +162,13 @@ class QuantizedIndex:
         for i in range(0, n, step):
             out[i:i + step, : (dim + 7) // 8] = np.packbits(view[i:i + step] >= 0, axis=1)
         return out.view(np.uint64)
+
+    def _quantise(self, x: np.ndarray, scheme: Int8Scheme) -> np.ndarray:
+        if scheme == "tanh":
+            return int8_tanh(x)
+        if scheme == "codes":
+            return int8_codes(x)
+        return int8_calibrated(x, self._calibration)
 
     def _dequantise(self, codes: np.ndarray) -> np.ndarray:
         assert self._code_scale is not None and self._code_offset is not None
@@ -243,7 +251,7 @@ class QuantizedIndex:
         """(w, bias, 1/|q_hat|): q_hat . dequantised(row) = codes(row) . w + bias."""
         scheme = self.config.int8_scheme or "tanh"
         if quantise_query:
-            codes = int8_tanh(q) if scheme == "tanh" else int8_calibrated(q, self._calibration)
+            codes = self._quantise(q, scheme)
             q_hat = self._dequantise(codes)
         else:
             q_hat = np.tanh(q) if scheme == "tanh" else q.astype(np.float32)

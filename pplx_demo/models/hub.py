@@ -17,6 +17,23 @@ from pplx_demo.models.resolve import resolve_folder
 
 
 
+REMOTE_PREFIXES = ("tei:", "pplx-api:")  # "tei:" (the TEI server of PPLX_DEMO_TEI_URL), "pplx-api:<model>"
+
+
+def load_remote_encoder(key: str, settings: Settings) -> Encoder:
+    """A remote embedder: "tei:" / "tei:<hub id>" (Text Embeddings Inference) or "pplx-api:<model>" (the
+    Perplexity API). They return int8 codes; the encoder's float view is codes / 127 (int8 scheme "codes")."""
+    from pplx_demo.models.remote import pplx_api_encoder, qwen_tokenizer, tei_encoder
+
+    service, _, model = key.partition(":")
+    tokenizer = qwen_tokenizer(settings.tokenizer_dir / "qwen3-tokenizer.json")
+    if service == "tei":
+        return tei_encoder(settings, model=model or None, tokenizer=tokenizer)  # type: ignore[return-value]
+    if not model:
+        raise ModelUnavailable("name the API model after 'pplx-api:', e.g. pplx-api:pplx-embed-v1-0.6b")
+    return pplx_api_encoder(settings, model, tokenizer=tokenizer)  # type: ignore[return-value]
+
+
 def load_encoder(key_or_path: str, variant: Variant | None, settings: Settings, runtime: Runtime = "torch"
                  ) -> Encoder:
     """Load an encoder from a registry key, a hub id or a local folder, on a runtime. Never runs remote code.
@@ -26,6 +43,8 @@ def load_encoder(key_or_path: str, variant: Variant | None, settings: Settings, 
     """
     from pplx_demo.models.torch_runtime import resolve_device
 
+    if key_or_path.startswith(REMOTE_PREFIXES):
+        return load_remote_encoder(key_or_path, settings)
     if runtime not in RUNTIMES:
         raise ModelUnavailable(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     if runtime == "torch":

