@@ -226,7 +226,8 @@ class SearchService:
         embedded_now = matrix.embedded_now if loaded else 0
         truncated_now = matrix.truncated_now if loaded else 0
         t0 = time.perf_counter()
-        base_index, matrix, built = self.index(corpus_id, encoder, BASELINE, matrix)
+        baseline = BASELINE.for_model(int(encoder.dim), native)  # float32 in the model's float form
+        base_index, matrix, built = self.index(corpus_id, encoder, baseline, matrix)
         base_build_ms = (time.perf_counter() - t0) * 1e3 if built else None
         base_hits = base_index.search(qvec, k)
         baseline_ids = [int(matrix.chunk_ids[r]) for r in base_hits.ids[0]]
@@ -235,7 +236,7 @@ class SearchService:
 
         columns = []
         for config in resolved:
-            if config == BASELINE:
+            if config == baseline:
                 index, hits, build_ms = base_index, base_hits, base_build_ms
             else:
                 t0 = time.perf_counter()

@@ -80,7 +80,8 @@ def test_hybrid_is_a_field_with_its_own_text():
 
 @pytest.mark.parametrize("text", ["", "   ", "int4", "float32 + rescore", "binary + rescore (int9)", "binary @",
                                   "binary ((", "binary + rescore x", "binary + teleport", "int8 + asymmetric",
-                                  "binary + rescore x0", "binary @0d", "x" * 500, "binary + rescore (float32 tanh)"])
+                                  "binary + rescore x0", "binary @0d", "x" * 500, "binary + rescore (int8 raw)",
+                                  "int8 tanh raw", "binary raw"])
 def test_nonsense_is_refused_naming_the_field(text):
     with pytest.raises(DemoError) as err:
         IndexConfig.parse(text)
@@ -95,3 +96,14 @@ def test_the_parser_is_linear_on_hostile_text():
         with pytest.raises(DemoError):
             IndexConfig.parse(text)
     assert time.perf_counter() - start < 1.0
+
+
+def test_float_form_is_tanh_for_models_trained_with_tanh_and_raw_otherwise():
+    assert str(IndexConfig("float32").resolved("tanh")) == "float32 tanh"  # pplx-embed's trained float form
+    assert str(IndexConfig("float32").resolved("calibrated")) == "float32"  # the stand-in: the pooled vector
+    assert str(IndexConfig.parse("float32 raw").resolved("tanh")) == "float32 raw"  # the labelled option stays
+    rescored = IndexConfig.parse("binary + rescore x4 (float32)").resolved("tanh")
+    assert str(rescored) == "binary + rescore x4 (float32 tanh)" and IndexConfig.parse(str(rescored)) == rescored
+    assert IndexConfig("binary").resolved("tanh").float_form is None  # no float vectors, no float form
+    with pytest.raises(DemoError, match="float form"):
+        IndexConfig("int8", float_form="tanh")

@@ -318,7 +318,9 @@ def test_cli_eval_compares_several_models_in_one_run(tmp_path, beir_dir, tiny_pp
     reports = json.loads(out.read_text(encoding="utf-8"))["reports"]
     assert [r["model_key"] for r in reports] == ["minilm-l6", str(tiny_pplx_dir.resolve())]
     assert "not pplx-embed" in reports[0]["model_name"] and "pplx-embed layout" in reports[1]["model_name"]
-    assert [len(r["configurations"]) for r in reports] == [2, 2]
+    assert [len(r["configurations"]) for r in reports] == [2, 3]
+    # pplx layout: float32 is the cosine of tanh(pooled) (the trained form), the raw pooled cosine shown once
+    assert [c["configuration"] for c in reports[1]["configurations"]] == ["float32 tanh", "float32 raw", "binary"]
     assert reports[0]["configurations"][0]["ndcg@10"] > reports[1]["configurations"][0]["ndcg@10"]  # random weights
 
 

@@ -418,3 +418,18 @@ def test_query_tiling_matches_numpy_tile():
     rows = np.arange(6, dtype=np.uint64).reshape(2, 3)
     for times in (1, 2, 3, 5, 8, 13):
         np.testing.assert_array_equal(scan_module._tiled(rows, times), np.tile(rows, (1, times)))
+
+
+def test_float32_tanh_form_is_the_cosine_of_tanh_vectors(kernels):
+    x, q = data(500, 48)
+    x, q = x * 2.0, q * 2.0  # tanh saturates: the two forms rank differently
+    tanh_hits = QuantizedIndex.build(x, IndexConfig("float32", float_form="tanh")).search(q, K)
+    ref = ref_cosine(np.tanh(q), np.tanh(x))
+    np.testing.assert_array_equal(tanh_hits.ids, ref_top(ref, K))
+    np.testing.assert_allclose(tanh_hits.scores, np.take_along_axis(ref, tanh_hits.ids, 1), atol=1e-5)
+    raw_hits = QuantizedIndex.build(x, IndexConfig("float32", float_form="raw")).search(q, K)
+    np.testing.assert_array_equal(raw_hits.ids, ref_top(ref_cosine(q, x), K))
+    assert not np.array_equal(tanh_hits.ids, raw_hits.ids)
+    rescored = QuantizedIndex.build(x, IndexConfig("binary", "rescore", rescore_with="float32", float_form="tanh",
+                                                   rescore_multiplier=1000)).search(q, K)
+    np.testing.assert_array_equal(rescored.ids, tanh_hits.ids)  # every row rescored: the exact tanh ranking

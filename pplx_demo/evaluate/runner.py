@@ -42,6 +42,7 @@ DEPTH = 100  # documents ranked per query for Recall@100
 AT_TOP = ("ndcg@10", "recall@10", "mrr@10")  # metrics computed from the top-10 search
 _QUERY_BATCH = 256  # queries searched per call (bounds the (queries x candidates) arrays)
 REFERENCE = IndexConfig("float32", "plain", None)
+RAW_FLOAT = IndexConfig("float32", float_form="raw")  # the raw pooled cosine, next to a tanh reference
 
 
 @dataclass
@@ -327,8 +328,12 @@ def evaluate_vectors(vec: EvalVectors, qrels: dict[str, dict[str, int]], encoder
     if vec.n_chunks == 0:
         raise DemoError("the evaluation corpus has no text to search")
     full_dim = int(encoder.dim)
-    resolved = _normalise_configs(configs, full_dim, getattr(encoder, "int8_scheme", "tanh"))
-    reference = REFERENCE.resolved(getattr(encoder, "int8_scheme", "tanh"))
+    native = getattr(encoder, "int8_scheme", "tanh")
+    resolved = _normalise_configs(configs, full_dim, native)
+    reference = REFERENCE.resolved(native)
+    if reference.float_form == "tanh" and reference in resolved and RAW_FLOAT not in resolved:
+        # pplx-embed's float32 reference is tanh(pooled); the raw pooled cosine is shown once beside it
+        resolved.insert(resolved.index(reference) + 1, RAW_FLOAT)
     k_top, k_deep = search_depths(vec.n_chunks, vec.max_chunks_per_doc)
     # Queries without text (zero vectors) stay in the qrels and score 0.
     results: dict[IndexConfig, tuple[dict[str, float], int, float, dict[str, int], dict[str, dict[str, float]]]] = {}

@@ -15,7 +15,7 @@ from pplx_demo.evaluate.bm25 import bm25_run, bm25_setup
 from pplx_demo.evaluate.datasets import RetrievalDataset
 from pplx_demo.evaluate.hybrid_eval import evaluate_hybrid
 from pplx_demo.evaluate.metrics import per_query_metrics
-from pplx_demo.evaluate.runner import (DOC_SCORINGS, EvalConfigResult, EvalReport, EvalVectors, Progress, _chunking_of,
+from pplx_demo.evaluate.runner import (DOC_SCORINGS, RAW_FLOAT, EvalConfigResult, EvalReport, EvalVectors, Progress, _chunking_of,
                                        _max_tokens, _means, checked_chunking, corpus_vectors, dataset_vectors,
                                        evaluate_vectors)
 from pplx_demo.index import IndexConfig
@@ -42,6 +42,8 @@ def evaluate_configs(vec: EvalVectors, qrels: dict[str, dict[str, int]], encoder
         r = fused.get(c) if c.hybrid else by_config.get(c.for_model(int(encoder.dim), native))
         if r is not None and r not in out:
             out.append(r)
+            if r.config == reference.config and RAW_FLOAT in by_config:  # pplx: the raw pooled cosine, once
+                out.append(by_config[RAW_FLOAT])
     return out, reference
 
 

@@ -28,6 +28,8 @@ from pplx_demo.quantize import PRECISIONS, Int8Scheme, Precision
 Mode = Literal["plain", "rescore", "asymmetric"]
 MODES: tuple[Mode, ...] = ("plain", "rescore", "asymmetric")
 RescoreWith = Literal["int8", "float32"]
+FloatForm = Literal["raw", "tanh"]
+FLOAT_FORMS: tuple[FloatForm, ...] = ("raw", "tanh")
 INT8_SCHEMES: tuple[Int8Scheme, ...] = ("tanh", "calibrated", "codes")
 Family = Literal["float32", "int8", "binary", "binary + rescore", "binary + asymmetric", "hybrid"]
 # In display order; the first is the reference every other configuration is compared with.
@@ -61,6 +63,10 @@ class IndexConfig:
     int8_scheme: Int8Scheme | None = None
     hybrid: bool = False  # fuse this dense configuration with BM25 by reciprocal rank fusion
     rrf_k: int = DEFAULT_RRF_K
+    # The float vectors float32 search (or rescoring) compares: "tanh" = tanh(pooled), the float form of what
+    # pplx-embed was trained to emit (its int8 is round(tanh(x) * 127)); "raw" = the pooled vector itself;
+    # None = the model's native form (tanh for pplx-embed, raw otherwise), fixed by `resolved`.
+    float_form: FloatForm | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -78,6 +84,10 @@ class IndexConfig:
             raise DemoError(f"rescore multiplier must be an integer in 1..1000, got {self.rescore_multiplier!r}")
         if self.int8_scheme not in (None, *INT8_SCHEMES):
             raise DemoError(f"unknown int8 scheme {self.int8_scheme!r}: use 'tanh', 'calibrated' or 'codes'")
+        if self.float_form not in (None, *FLOAT_FORMS):
+            raise DemoError(f"unknown float form {self.float_form!r}: use 'raw' or 'tanh'")
+        if self.float_form is not None and not self.needs_float:
+            raise DemoError("a float form (raw / tanh) applies to float32 search or float32 rescoring only")
         if not isinstance(self.rrf_k, (int, np.integer)) or not 1 <= self.rrf_k <= 10_000:
             raise DemoError(f"RRF k must be a whole number in 1..10000, got {self.rrf_k!r}")
 
@@ -110,10 +120,15 @@ class IndexConfig:
         return replace(self, hybrid=False, rrf_k=DEFAULT_RRF_K) if self.hybrid else self
 
     def resolved(self, default_int8_scheme: Int8Scheme) -> "IndexConfig":
-        """This config with `int8_scheme` fixed (to the default when unset); None if it has no int8."""
+        """This config with `int8_scheme` fixed (to the default when unset; None if it has no int8) and, for
+        float32 search or rescoring, the float form: a model with tanh int8 (pplx-embed) compares tanh(x)."""
+        form = self.float_form
+        if self.needs_float and form is None and default_int8_scheme == "tanh":
+            form = "tanh"
         if not self.uses_int8:
-            return replace(self, int8_scheme=None)
-        return replace(self, int8_scheme=self.int8_scheme or default_int8_scheme)
+            return replace(self, int8_scheme=None, float_form=form if self.needs_float else None)
+        return replace(self, int8_scheme=self.int8_scheme or default_int8_scheme,
+                       float_form=form if self.needs_float else None)
 
     def for_model(self, full_dim: int, default_int8_scheme: Int8Scheme) -> "IndexConfig":
         """Resolved for a model: a Matryoshka size at or above its size is the full size (one index)."""
@@ -128,10 +143,12 @@ class IndexConfig:
         text = self.precision
         if self.precision == "int8" and self.int8_scheme is not None:
             text += f" {self.int8_scheme}"
+        if self.precision == "float32" and self.float_form is not None:
+            text += f" {self.float_form}"
         if self.mode == "rescore":
             text += f" + rescore x{self.rescore_multiplier}"
             if self.rescore_with == "float32":
-                text += " (float32)"
+                text += f" (float32{' ' + self.float_form if self.float_form else ''})"
             elif self.int8_scheme is not None:
                 text += f" (int8 {self.int8_scheme})"
         elif self.mode == "asymmetric":
@@ -176,6 +193,7 @@ class IndexConfig:
         parser = _Parser(text, tokens)
         precision = parser.precision()
         scheme = parser.scheme() if precision == "int8" else None
+        form = parser.float_form() if precision == "float32" else None
         mode, rescore_with, multiplier = "plain", "int8", None
         while not parser.done():
             token = parser.peek()
@@ -193,6 +211,8 @@ class IndexConfig:
             elif token == "(":
                 target = parser.parenthesised()
                 if mode == "rescore" and target:
+                    if target[:1] in (["float32"], ["fp32"], ["float"]) and len(target) == 2 and target[1] in FLOAT_FORMS:
+                        target, form = target[:1], target[1]
                     rescore_with, target_scheme = _rescore_target(text, target)
                     scheme = target_scheme or scheme
                 elif mode == "asymmetric" and target in (["float", "query"], ["float32", "query"], []):
@@ -213,7 +233,8 @@ class IndexConfig:
             raise _bad(text, "rescoring with float32 has no int8 scheme")
         return cls(precision=precision, mode=mode, dim=dim,  # type: ignore[arg-type]
                    rescore_multiplier=rescore_multiplier if multiplier is None else multiplier,
-                   rescore_with=rescore_with, int8_scheme=scheme, hybrid=hybrid, rrf_k=rrf_k)  # type: ignore[arg-type]
+                   rescore_with=rescore_with, int8_scheme=scheme, hybrid=hybrid, rrf_k=rrf_k,  # type: ignore[arg-type]
+                   float_form=form)  # type: ignore[arg-type]
 
     @classmethod
     def parse_list(cls, text: str, *, dim: int | None = None,
@@ -291,6 +312,11 @@ class _Parser:
         if word not in _PRECISION_WORDS:
             raise _bad(self.text, f"it must start with a precision (float32, int8 or binary), not {word!r}")
         return _PRECISION_WORDS[word]  # type: ignore[return-value]
+
+    def float_form(self) -> FloatForm | None:
+        if not self.done() and self.peek() in FLOAT_FORMS:
+            return self.take()  # type: ignore[return-value]
+        return None
 
     def scheme(self) -> Int8Scheme | None:
         if not self.done() and self.peek() in INT8_SCHEMES:

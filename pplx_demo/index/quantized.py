@@ -113,7 +113,7 @@ class QuantizedIndex:
         index.kernels = kernel_choice
         view = vectors[:, :dim]
         if config.needs_float:
-            index._float = index._build_float(view)
+            index._float = index._build_float(np.tanh(view) if config.float_form == "tanh" else view)
         if config.uses_int8:
             index._build_int8(view, config.int8_scheme or "tanh")
         if config.precision == "binary":
@@ -162,6 +162,10 @@ class QuantizedIndex:
         for i in range(0, n, step):
             out[i:i + step, : (dim + 7) // 8] = np.packbits(view[i:i + step] >= 0, axis=1)
         return out.view(np.uint64)
+
+    def _float_form(self, q: np.ndarray) -> np.ndarray:
+        """The query in the float form the float rows hold (tanh(q) for "tanh", q itself otherwise)."""
+        return np.tanh(q) if self.config.float_form == "tanh" else q
 
     def _quantise(self, x: np.ndarray, scheme: Int8Scheme) -> np.ndarray:
         if scheme == "tanh":
@@ -235,7 +239,7 @@ class QuantizedIndex:
 
     def _search_float(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._float is not None
-        x, qn = self._float, _normalised(q)
+        x, qn = self._float, _normalised(self._float_form(q))
         # The block is a view; only its score buffer is a temporary, so one query scans in one call.
         step = _block_rows(4 * qn.shape[0], scans._FLOAT_SCORES_BYTES)
         buf = np.empty((qn.shape[0], min(step, max(self.n, 1))), dtype=np.float32)
@@ -416,7 +420,7 @@ class QuantizedIndex:
             return cand, np.zeros((nq, 0), dtype=np.float32)
         if self.config.rescore_with == "float32":
             assert self._float is not None
-            qn = _normalised(q)
+            qn = _normalised(self._float_form(q))
             scores = np.einsum("qd,qmd->qm", qn, self._float[cand])
         else:
             assert self._codes is not None and self._code_inv_norm is not None
