@@ -83,6 +83,10 @@ class Settings:
     private_corpus_idle_s: int = 3600
     heavy_concurrency: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    # Qdrant (pplx_demo.engines.qdrant, pplx_demo.export)
+    qdrant_url: str | None = None  # a Qdrant server or cluster, http(s)://host:6333; None = embedded Qdrant Edge
+    qdrant_api_key: str | None = field(default=None, repr=False)  # from QDRANT_API_KEY; never logged or shown
+    qdrant_edge_dir: Path | None = None  # folder for Qdrant Edge shards; None = a temporary folder per index
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -114,4 +118,7 @@ class Settings:
             crawl_delay_s=_float("PPLX_DEMO_CRAWL_DELAY_S", d.crawl_delay_s),
             private_corpus_idle_s=_int("PPLX_DEMO_PRIVATE_IDLE_S", d.private_corpus_idle_s),
             heavy_concurrency=_int("PPLX_DEMO_HEAVY_CONCURRENCY", d.heavy_concurrency),
+            qdrant_url=(os.environ.get("PPLX_DEMO_QDRANT_URL") or "").strip() or None,
+            qdrant_api_key=os.environ.get("QDRANT_API_KEY") or None,  # the name Qdrant's own tools use
+            qdrant_edge_dir=_path("PPLX_DEMO_QDRANT_EDGE_DIR", None),
         )
