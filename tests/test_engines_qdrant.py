@@ -126,6 +126,22 @@ def test_edge_index_names_its_engine_and_removes_its_temporary_folder(data):
         index.search(queries, K)
 
 
+def test_edge_binary_shard_serves_rescore_views_without_rebuilding(data):
+    x, queries = data
+    with q.QdrantEdgeEngine().build(x[:1000], IndexConfig("binary")) as plain:
+        rescored = plain.searching_as(IndexConfig("binary", "rescore", rescore_multiplier=8))
+        assert rescored.path == plain.path and "oversampling x8" in rescored.description
+        hits = rescored.search(queries, K)
+        truth = QuantizedIndex.build(x[:1000], IndexConfig("float32")).search(queries, K)
+        assert recall(hits.ids, truth.ids) > recall(plain.search(queries, K).ids, truth.ids)
+        with pytest.raises(DemoError, match="another collection layout"):
+            plain.searching_as(IndexConfig("binary", "asymmetric"))
+        rescored.close()
+        assert plain.search(queries[:1], K).ids.shape == (1, K)  # closing a view keeps the shard
+    with pytest.raises(DemoError, match="closed"):
+        rescored.search(queries, K)
+
+
 def test_edge_root_folder_keeps_shards_and_refuses_a_foreign_folder(tmp_path, data):
     import qdrant_edge
 
