@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import pplx_demo
 from pplx_demo.errors import DemoError
@@ -245,15 +246,8 @@ def _ints(values: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def _text_or_none(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    try:
-        import pandas as pd
-        if value is pd.NA:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    return str(value)
+    """A DataFrame cell as text; None for SQL NULL (None, NaN or pd.NA)."""
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _metadata(corpus_id: int, corpus_name: str, model: ModelInfo, n: int, dim: int,

@@ -222,7 +222,12 @@ def test_server_target_request_objects_no_live_server():
             "hnsw_config": m.HnswConfigDiff(m=0),
             "optimizers_config": m.OptimizersConfigDiff(indexing_threshold=1)}, config.label
         assert q.client_request(plan, vec, 10) == request, config.label
-        # the Edge request is built from the same stages
+        # the Edge collection and request are built from the same plan
+        edge_vectors = q.edge_config(plan).vectors
+        assert list(edge_vectors) == ["full"] and edge_vectors["full"].size == 8
+        edge_quant = edge_vectors["full"].quantization_config
+        client_quant = vector_params.quantization_config
+        assert type(edge_quant).__name__ == (type(client_quant).__name__ + "Config" if client_quant else "NoneType")
         edge = q.edge_request(plan, vec, 10)
         assert edge.limit == request.limit and not edge.prefetches
         assert (edge.params is None) == (request.params is None)
