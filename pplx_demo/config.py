@@ -143,6 +143,10 @@ class Settings:
     confidence_seed: int = 0
 
     tokenizer_dir: Path = DATA_DIR / "tokenizers"  # PPLX_DEMO_TOKENIZER_DIR: the Qwen3 tokenizer built for remote models
+    # Qdrant (pplx_demo.engines.qdrant, pplx_demo.export)
+    qdrant_url: str | None = None  # a Qdrant server or cluster, http(s)://host:6333; None = embedded Qdrant Edge
+    qdrant_api_key: str | None = field(default=None, repr=False)  # from QDRANT_API_KEY; never logged or shown
+    qdrant_edge_dir: Path | None = None  # folder for Qdrant Edge shards; None = a temporary folder per index
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -222,6 +226,9 @@ class Settings:
             confidence_resamples=_int("PPLX_DEMO_CONFIDENCE_RESAMPLES", d.confidence_resamples),
             confidence_seed=_int("PPLX_DEMO_CONFIDENCE_SEED", d.confidence_seed),
             tokenizer_dir=_path("PPLX_DEMO_TOKENIZER_DIR", d.tokenizer_dir) or d.tokenizer_dir,
+            qdrant_url=(os.environ.get("PPLX_DEMO_QDRANT_URL") or "").strip() or None,
+            qdrant_api_key=os.environ.get("QDRANT_API_KEY") or None,  # the name Qdrant's own tools use
+            qdrant_edge_dir=_path("PPLX_DEMO_QDRANT_EDGE_DIR", None),
         )
 
 

@@ -37,6 +37,14 @@ class _Chunks(_Connection):
             char_ends=np.asarray(res["char_end"], dtype=np.int64),
         )
 
+    def document_table(self, corpus_id: int) -> pd.DataFrame:
+        """A corpus' documents in position order: id, position, uri, title, metadata (JSON text),
+        external_id, lang (no full texts: chunks carry the text)."""
+        self.get_corpus(corpus_id)  # type: ignore[attr-defined]
+        return self._cur().execute("""
+            SELECT id, position, uri, title, metadata, external_id, lang
+            FROM documents WHERE corpus_id = ? ORDER BY position, id""", [int(corpus_id)]).fetchdf()
+
     def fetch_chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
         """Records for these chunk ids, in the order given; DemoError if any no longer exists."""
         ids = [int(i) for i in chunk_ids]
