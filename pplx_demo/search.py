@@ -28,12 +28,27 @@ from pplx_demo.embedding import embed_corpus
 from pplx_demo.errors import DemoError
 from pplx_demo.explain import HitExplanation, SentenceVectorCache, explain_hits
 from pplx_demo.hybrid import Bm25Cache, corpus_language, hybrid_search
+from pplx_demo.engines import NUMPY_FAMILY
 from pplx_demo.index import IndexConfig, QuantizedIndex, SearchHits
 from pplx_demo.storage import StorageReport, storage_report
 from pplx_demo.store import EmbeddingMatrix, Store
 
 BASELINE = IndexConfig("float32", "plain", None)
 MAX_K = 1000
+ENGINES = ("numpy", "qdrant")  # "numpy": this process' exact scans; "qdrant": Qdrant Edge, or a server by URL
+
+
+class _FloatFormView:
+    """A Qdrant index over tanh(vectors), searched with tanh(query): the tanh float form (see IndexConfig)."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.index, name)
+
+    def search(self, queries: np.ndarray, k: int) -> SearchHits:
+        return self.index.search(np.tanh(queries), k)
 
 
 @dataclass
@@ -64,6 +79,7 @@ class ColumnResult:
     overlap_at_k: float  # |top-k ∩ baseline top-k| / k
     rank_correlation: float | None  # Spearman over the chunks both top-k lists share (None: < 2 shared)
     storage: StorageReport
+    engine: str = NUMPY_FAMILY  # who answered: "numpy exact", "Qdrant Edge 0.9.0", "Qdrant server host"
 
     @property
     def label(self) -> str:
@@ -129,6 +145,7 @@ class SearchService:
         self.settings = settings or Settings()  # the defaults, never the environment (entry points read it)
         self.kernels = self.settings.kernels
         self.bm25 = Bm25Cache(self.settings.bm25_cache_entries, self.settings.bm25_cache_bytes)
+        self._qdrant: Any = None  # the Qdrant engine, made on first use (its package loads only then)
         self.sentences = SentenceVectorCache(self.settings.explain_cache_entries)
         self.max_cached_indexes = max_cached_indexes
         self.max_cached_bytes = max_cached_bytes
@@ -184,6 +201,31 @@ class SearchService:
                 self._evict()
         return index, matrix, True
 
+    def engine_index(self, corpus_id: int, config: IndexConfig, matrix: EmbeddingMatrix) -> tuple[Any, bool]:
+        """(Qdrant index, built_now) for a resolved config: Qdrant Edge (or the server the settings name),
+        built once per corpus version and configuration."""
+        key = (int(corpus_id), *matrix.version, config, "qdrant")
+        with self._lock:
+            if key in self._indexes:
+                self._indexes.move_to_end(key)
+                return self._indexes[key], False
+        with self._build_lock:
+            with self._lock:
+                if key in self._indexes:
+                    return self._indexes[key], False
+            if self._qdrant is None:
+                from pplx_demo.engines.qdrant import engine_from_settings  # noqa: PLC0415 - optional engine
+
+                self._qdrant = engine_from_settings(self.settings)
+            tanh = config.float_form == "tanh"
+            vectors = np.tanh(matrix.vectors) if tanh else matrix.vectors
+            index = self._qdrant.build(vectors, replace(config, float_form=None))
+            index = _FloatFormView(index) if tanh else index
+            with self._lock:
+                self._indexes[key] = index
+                self._evict()
+        return index, True
+
     def _evict(self) -> None:
         total = sum(ix.nbytes for ix in self._indexes.values())
         while len(self._indexes) > 1 and (len(self._indexes) > self.max_cached_indexes
@@ -202,8 +244,15 @@ class SearchService:
     # -- search ---------------------------------------------------------------------------------
 
     def search(self, corpus_id: int, model_key: str, variant: str, configs: list[IndexConfig], query: str,
-               k: int = 10, *, explain: bool = False) -> SearchResponse:
-        """Rank the corpus' chunks for `query` under every config, each compared with float32."""
+               k: int = 10, *, explain: bool = False, engines: Sequence[str] = ("numpy",)) -> SearchResponse:
+        """Rank the corpus' chunks for `query` under every config, each compared with float32 (numpy exact).
+
+        `engines`: which engines answer each configuration, side by side ("numpy", "qdrant")."""
+        engines = list(dict.fromkeys(engines or ("numpy",)))
+        unknown = [e for e in engines if e not in ENGINES]
+        if unknown:
+            raise DemoError(f"unknown engine {unknown[0]!r}: use {' or '.join(ENGINES)}", field="engine",
+                            cli_flag="--engine")
         if not isinstance(query, str) or not query.strip():
             raise DemoError("type a query first: the search text is empty")
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
@@ -236,17 +285,26 @@ class SearchService:
 
         columns = []
         for config in resolved:
-            if config == baseline:
-                index, hits, build_ms = base_index, base_hits, base_build_ms
-            else:
-                t0 = time.perf_counter()
-                index, matrix, built = self.index(corpus_id, encoder, config.dense, matrix)
-                build_ms = (time.perf_counter() - t0) * 1e3 if built else None
+            for engine in engines:
                 depth = k * self.settings.hybrid_depth_factor if config.hybrid else k
-                hits = index.search(qvec, depth)
-            column = self._column(config, index, hits, matrix, k, base_rank, baseline_ids, encoder.dim, db_bytes,
-                                  build_ms, query, corpus)
-            columns.append(column)
+                if engine == "numpy" and config == baseline:
+                    index, hits, build_ms = base_index, base_hits, base_build_ms
+                elif engine == "numpy":
+                    t0 = time.perf_counter()
+                    index, matrix, built = self.index(corpus_id, encoder, config.dense, matrix)
+                    build_ms = (time.perf_counter() - t0) * 1e3 if built else None
+                    hits = index.search(qvec, depth)
+                else:
+                    t0 = time.perf_counter()
+                    engine_index, built = self.engine_index(corpus_id, config.dense, matrix)
+                    build_ms = (time.perf_counter() - t0) * 1e3 if built else None
+                    hits = engine_index.search(qvec[:, :], depth)
+                    index, _, _ = self.index(corpus_id, encoder, config.dense, matrix)  # bytes of the codes
+                column = self._column(config, index, hits, matrix, k, base_rank, baseline_ids, encoder.dim,
+                                      db_bytes, build_ms, query, corpus)
+                if engine != "numpy":
+                    column = replace(column, engine=str(engine_index.engine))
+                columns.append(column)
         self.store.touch_corpus(corpus_id)
         response = SearchResponse(query=query, corpus_id=int(corpus_id), model_name=str(encoder.name),
                                   model_key=str(encoder.model_key), variant=str(encoder.variant), k=int(k),
@@ -314,7 +372,7 @@ def response_payload(response: SearchResponse) -> dict[str, Any]:
         "embed_query_ms": round(response.embed_query_ms, 3),
         "explain_ms": None if response.explain_ms is None else round(response.explain_ms, 3),
         "columns": [{
-            "label": col.label, "configuration": col.label, "family": col.config.family,
+            "label": col.label, "configuration": col.label, "family": col.config.family, "engine": col.engine,
             "precision": col.config.precision, "mode": col.config.mode, "dim": col.config.dim,
             "int8_scheme": col.config.int8_scheme,
             "rescore_multiplier": col.config.rescore_multiplier if col.config.mode == "rescore" else None,

@@ -211,3 +211,21 @@ def test_searches_keep_working_while_another_corpus_is_ingested(setup, minilm):
     final = service.search(cid, "minilm-l6", "standard", configs, "nocturnal bird of prey", k=1)
     assert final.columns[0].hits[0].title == "Owl"
     assert len(store.list_corpora("someone")) == 4
+
+
+def test_the_same_configuration_on_numpy_and_qdrant_side_by_side(setup):
+    pytest.importorskip("qdrant_edge")
+    store, service, cid = setup
+    configs = [IndexConfig("float32"), IndexConfig("binary", "rescore", rescore_multiplier=10)]
+    resp = service.search(cid, "minilm-l6", "standard", configs, "What is the capital of France?", k=5,
+                          engines=("numpy", "qdrant"))
+    assert [(c.label, c.engine.split(" ")[0]) for c in resp.columns] == [
+        ("float32", "numpy"), ("float32", "Qdrant"),
+        ("binary + rescore x10 (int8 calibrated)", "numpy"), ("binary + rescore x10 (int8 calibrated)", "Qdrant")]
+    numpy_f32, qdrant_f32 = resp.columns[0], resp.columns[1]
+    assert [h.chunk_id for h in qdrant_f32.hits] == [h.chunk_id for h in numpy_f32.hits]  # exact: the same top-5
+    assert qdrant_f32.overlap_at_k == 1.0 and qdrant_f32.engine.startswith("Qdrant Edge")
+    again = service.search(cid, "minilm-l6", "standard", configs[:1], "a string instrument", k=3, engines=["qdrant"])
+    assert "build" not in again.columns[0].timings_ms  # the Qdrant index is built once per corpus version
+    with pytest.raises(DemoError, match="unknown engine"):
+        service.search(cid, "minilm-l6", "standard", configs, "x", engines=["faiss"])

@@ -1,6 +1,6 @@
 """Command line: `python -m pplx_demo [--db PATH] <command> ...` (argparse, no UI needed).
 
-Commands: ingest, crawl, sample, corpora, delete, embed, search, eval, contextual-demo, scale, export-onnx.
+Commands: ingest, crawl, sample, corpora, delete, embed, search, eval, contextual-demo, scale, export, export-onnx.
 Each takes
 `--json` for scripting; long work shows progress bars on stderr (tqdm; hidden when stderr is not a terminal
 or with --no-progress). A DemoError ends the run with exit status 1 and a one-line reason on stderr.
@@ -142,6 +142,10 @@ def add_search_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="Matryoshka size: one of the model's sizes or 8..full size (default: the full size)")
     p.add_argument("--hybrid", action="store_true",
                    help="add a 'hybrid: BM25 + <configuration> (RRF k=60)' column for every listed configuration")
+    p.add_argument("--engine", default="numpy", metavar="LIST",
+                   help="who answers each configuration, comma-separated: numpy (exact, in this process), qdrant "
+                        "(Qdrant Edge, or the server of PPLX_DEMO_QDRANT_URL); both side by side with numpy,qdrant "
+                        "(default: %(default)s)")
     p.add_argument("--explain", action="store_true",
                    help="say why each hit matched: its sentence closest to the query, and the query terms it holds")
     _add_runtime_option(p)
@@ -221,6 +225,26 @@ def add_scale_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler="scale:scale")
 
 
+def add_export_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("export", parents=[common], help="export a corpus and its vectors (Parquet) or into Qdrant",
+                       description="Parquet files of chunks, documents and vectors (float32, int8 codes, packed "
+                                   "binary; format in docs/EXPORT.md) that Qdrant, LanceDB, DuckDB or pandas read "
+                                   "as is; or upsert the corpus into a Qdrant collection (edge:PATH for Qdrant Edge, "
+                                   "or a server URL with the API key in QDRANT_API_KEY).")
+    p.add_argument("--corpus", required=True, help="corpus name")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="KEY", help="model key (default: %(default)s)")
+    p.add_argument("--variant", choices=VARIANT_CHOICES, default=None)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="DIR", help="folder for the Parquet files")
+    where.add_argument("--qdrant", metavar="URL|edge:PATH", help="a Qdrant server URL, or edge:PATH for Qdrant Edge")
+    p.add_argument("--collection", default="pplx_demo_chunks", help="Qdrant collection (default: %(default)s)")
+    p.add_argument("--config", default=None, metavar="CONFIG",
+                   help="the collection's quantisation, e.g. 'binary + rescore x4' (default: that)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export / collection")
+    _add_runtime_option(p)
+    p.set_defaults(handler="export:export")
+
+
 def add_export_onnx_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("export-onnx", parents=[common], help="export a model to ONNX (token states exposed; int8 too)",
                        description="Export the bidirectional encoder with its token states exposed (late chunking "
@@ -245,6 +269,7 @@ COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     add_eval_parser,
     add_contextual_demo_parser,
     add_scale_parser,
+    add_export_parser,
     add_export_onnx_parser,
 ]
 

@@ -92,7 +92,8 @@ def report_lines(report: EvalReport, resamples: int = 0, seed: int = 0) -> list[
         rows.append(["BM25", *(_fmt(100 * report.bm25[m]) for m in METRICS), "", *([""] if confidence else []), "",
                      ""])
     # Configuration names (with @dims) and the retention cell are never cut; the table may then wrap.
-    lines += format_table(headers, rows, keep=(0, len(METRICS) + 1))
+    lines += format_table(headers, rows, keep=(0, len(METRICS) + 1, len(METRICS) + 2) if confidence else
+                          (0, len(METRICS) + 1))
     lines.append("% of float32: " + " / ".join(METRICS) + " each as a share of full-size float32 "
                  "(same model and variant)")
     if confidence:

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import replace
 
 from pplx_demo import workflows
-from pplx_demo.cli.common import Context, Output, format_table, shorten
+from pplx_demo.cli.common import Context, Output, format_table, shorten, split_list
 from pplx_demo.cli.corpus import late_chunking_notes, resolve_corpus, truncation_warnings
 from pplx_demo.index import IndexConfig, validate_dim, warm_up
 from pplx_demo.models.registry import MODELS
@@ -40,7 +40,7 @@ def search(args: argparse.Namespace, ctx: Context) -> Output:
     warm_up(ctx.settings.kernels)  # compiled once per machine; never timed as search latency
     service = SearchService(ctx.store, lambda key, variant: encoder, settings=ctx.settings)
     response = service.search(info.id, encoder.model_key, encoder.variant, configs, args.query, args.k,
-                              explain=args.explain)
+                              explain=args.explain, engines=split_list(args.engine))
     payload = {"corpus": info.name, **response_payload(response)}
     return Output(payload, search_lines(response, info.name), notes=late_chunking_notes(info, encoder),
                   warnings=truncation_warnings(outcome.truncation))
@@ -73,12 +73,14 @@ def search_lines(response: SearchResponse, corpus_name: str) -> list[str]:
              f"embed query: {response.embed_query_ms:.1f} ms (once, shared by every column)"
              + (f"; why it matched: {response.explain_ms:.1f} ms ({response.explain_method}; »best sentence«)"
                 if response.explain_ms is not None else ""), ""]
-    lines += format_table(["#"] + [col.label for col in response.columns], rows, width)
+    engines = len({col.engine for col in response.columns}) > 1
+    lines += format_table(["#"] + [f"{col.label} · {col.engine}" if engines else col.label
+                                   for col in response.columns], rows, width)
     lines.append("")
     for col in response.columns:
         rho = "" if col.rank_correlation is None else f", Spearman {col.rank_correlation:.2f}"
         lines.append(
-            f"{col.label}: overlap@{response.k} with float32 {col.overlap_at_k:.0%}{rho}, "
+            f"{col.label} ({col.engine}): overlap@{response.k} with float32 {col.overlap_at_k:.0%}{rho}, "
             f"{human_bytes(col.storage.bytes_per_vector)}/vector ({col.storage.ratio_vs_float32:.1%} of float32), "
             f"search {col.search_ms:.2f} ms"
         )
