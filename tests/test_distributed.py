@@ -102,21 +102,21 @@ def test_ray_vectors_equal_the_single_process_path(ray_cluster, corpus_db, refer
 
 def test_a_cancelled_run_keeps_its_batches_and_a_rerun_embeds_only_the_rest(ray_cluster, corpus_db, reference,
                                                                              tmp_path, minilm):
-    corpus_id = corpus_db[1]
+    corpus_id, identity = corpus_db[1], EncoderIdentity.of(minilm)  # given: no probe task
     cancel, calls, progress = _cancel_after_first_batch()
     with Store(_copy(corpus_db, tmp_path)) as store:
         total = len(store.missing_embeddings(corpus_id, minilm.cache_key, "standard", minilm.dim).texts)
         with pytest.raises(Cancelled, match="16 vectors written so far are kept"):
             embed_corpus_ray(store, corpus_id, "minilm-l6", "standard", write_rows=16, progress=progress,
-                             cancel=cancel)
+                             cancel=cancel, identity=identity, num_actors=1)
         assert calls == [16]
         left = store.missing_embeddings(corpus_id, minilm.cache_key, "standard", minilm.dim)
         assert len(left.texts) == total - 16
-        outcome = embed_corpus_ray(store, corpus_id, "minilm-l6", "standard", write_rows=64)
+        outcome = embed_corpus_ray(store, corpus_id, "minilm-l6", "standard", write_rows=64, identity=identity,
+                                   num_actors=1)
         assert outcome.missing == outcome.embedded_now == total - 16
         assert np.abs(_matrix(store, corpus_id, minilm) - reference["standard"]).max() <= TOLERANCE
-        again = embed_corpus_ray(store, corpus_id, "minilm-l6", "standard",
-                                 identity=EncoderIdentity.of(minilm))
+        again = embed_corpus_ray(store, corpus_id, "minilm-l6", "standard", identity=identity)
     assert again.embedded_now == 0 and again.batches == 0 and again.address == ""  # nothing to do: no cluster
 
 
@@ -140,7 +140,8 @@ def test_a_killed_driver_loses_only_the_unwritten_part(ray_cluster, corpus_db, r
     with Store(path) as store:
         before = store.missing_embeddings(corpus_id, enc.cache_key, "contextual", enc.dim)
         assert 0 < len(before.documents) < 48  # the first batch (16 vectors, whole documents among them) survived
-        outcome = embed_corpus_ray(store, corpus_id, "minilm-l6", "contextual", write_rows=64)
+        outcome = embed_corpus_ray(store, corpus_id, "minilm-l6", "contextual", write_rows=64,
+                                   identity=EncoderIdentity.of(enc), num_actors=1)
         assert outcome.embedded_now == before.n_inputs < len(reference["contextual"])
         assert np.abs(_matrix(store, corpus_id, enc) - reference["contextual"]).max() <= TOLERANCE
 
@@ -153,12 +154,12 @@ def test_parquet_output_resumes_reads_back_and_imports(ray_cluster, corpus_db, r
         total = len(store.missing_embeddings(corpus_id, minilm.cache_key, "standard", minilm.dim).texts)
         with pytest.raises(Cancelled):
             embed_corpus_ray(store, corpus_id, "minilm-l6", "standard", parquet_dir=out, write_rows=32,
-                             progress=progress, cancel=cancel)
+                             progress=progress, cancel=cancel, identity=identity, num_actors=1)
         assert len(parquet_files(out)) == 1 and len(parquet_keys(out, identity)) == 32
         assert store.missing_embeddings(corpus_id, minilm.cache_key, "standard", minilm.dim).texts  # store untouched
 
         outcome = embed_corpus_ray(store, corpus_id, "minilm-l6", "standard", parquet_dir=out, write_rows=32,
-                                   import_into_store=True)
+                                   import_into_store=True, identity=identity, num_actors=1)
         assert outcome.skipped == 32 and outcome.embedded_now == total - 32 and outcome.imported == total
         assert len(outcome.parquet_files) == len(parquet_files(out)) - 1
 
