@@ -153,6 +153,9 @@ def main() -> None:
     print(f"max |difference| between the two matrices: {diff:.2e} ({outcome.embedded_now} vectors embedded by Ray)")
     print("No speed-up is expected here: 2 shared cores do the same work either way; Ray pays for a cluster start,")
     print("worker processes and one model load per actor. Ray's gain is spreading actors over many GPUs / nodes.")
+    if ray_s < single_s and load_start[0] > (os.cpu_count() or 1):
+        print("Ray came out ahead on this run only because the machine was oversubscribed (load average above its")
+        print("cores): two actor processes get a larger share of contended CPU than one process does. Not a speed-up.")
 
     print()
     print("# What 1B pplx-embed-v1-0.6b vectors cost (arithmetic; inputs labelled)")
