@@ -285,6 +285,8 @@ def _run(cluster: "_Cluster", store: Store, todo: MissingEmbeddings, identity: E
             result.truncated += int(pc.sum(batch.column("truncated")).as_py() or 0)
             if progress is not None:
                 progress(result.embedded, total)
+    except DemoError:  # the driver's own (a cancel, a write that failed): already what the caller should see
+        raise
     except Exception as exc:
         user_error = _user_error(exc)
         if user_error is None:
