@@ -72,7 +72,7 @@ def minilm_contextual():
 MODEL_FIXTURES = {"minilm", "minilm_contextual", "tiny_pplx", "tiny_pplx_context", "tiny_pplx_dir",
                   "tiny_pplx_context_dir", "qwen_tokenizer_json", "encoder"}
 BROWSER_FILES = {"test_ui_browser.py"}
-SLOW_FILES = {"test_ui_api.py", "test_app_entry.py", "test_runtimes.py", "test_distributed.py", "test_qdrant.py",
+SLOW_FILES = {"test_ui_api.py", "test_app_entry.py", "test_runtimes.py", "test_distributed.py", "test_engines_qdrant.py",
               "test_bench_load.py"}
 SLOW_TESTS = {"test_hybrid_on_xquad_en_is_at_least_as_good_as_either_leg",
               "test_failed_or_cancelled_embedding_stores_nothing", "test_metrics_match_ranx_on_tie_free_runs",

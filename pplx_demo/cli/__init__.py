@@ -120,6 +120,15 @@ def add_embed_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, help="corpus name")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="KEY", help="model key (default: %(default)s)")
     p.add_argument("--variant", choices=VARIANT_CHOICES, default=None)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: a Ray Data actor pool (one actor per GPU, CPU actors otherwise), "
+                        "resumable: a rerun embeds only what is missing (default: %(default)s)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster to join (default: start a local one)")
+    p.add_argument("--actors", type=positive_int, default=None, help="with --engine ray: actor pool size")
+    p.add_argument("--parquet", default=None, metavar="DIR",
+                   help="with --engine ray: write the vectors as Parquet files here (for corpora too big for the "
+                        "cache) and import them into the store")
     _add_runtime_option(p)
     p.set_defaults(handler="corpus:embed")
 

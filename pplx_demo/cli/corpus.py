@@ -237,6 +237,8 @@ def delete(args: argparse.Namespace, ctx: Context) -> Output:
 
 def embed(args: argparse.Namespace, ctx: Context) -> Output:
     info = resolve_corpus(ctx, args.corpus)
+    if args.engine == "ray":
+        return _embed_ray(args, ctx, info)
     encoder = ctx.encoder(args.model, args.variant, args.runtime)
     with ctx.progress(f"embedding ({encoder.model_key})", "chunk") as bar:
         outcome = workflows.embed(ctx.store, info.id, encoder, progress=bar)
@@ -250,3 +252,20 @@ def embed(args: argparse.Namespace, ctx: Context) -> Output:
             f"embedded now {outcome.embedded}, from cache {payload['cached']}.")
     return Output(payload, [line], notes=late_chunking_notes(info, encoder),
                   warnings=truncation_warnings(outcome.truncation))
+
+
+def _embed_ray(args: argparse.Namespace, ctx: Context, info: CorpusInfo) -> Output:
+    """`embed --engine ray`: the same cache, filled by a Ray Data actor pool (resumable)."""
+    from pplx_demo.distributed import EncoderIdentity, embed_corpus_ray  # noqa: PLC0415 - ray loads only here
+
+    encoder = ctx.encoder(args.model, args.variant, args.runtime)
+    with ctx.progress(f"embedding on Ray ({encoder.model_key})", "vector") as bar:
+        outcome = embed_corpus_ray(ctx.store, info.id, args.model, args.variant, settings=ctx.settings,
+                                   address=args.address, num_actors=args.actors, parquet_dir=args.parquet,
+                                   import_into_store=args.parquet is not None, runtime=args.runtime,
+                                   identity=EncoderIdentity.of(encoder), progress=bar)
+    payload = {"corpus_id": info.id, "corpus": info.name, "model_key": encoder.model_key, "model": encoder.name,
+               "variant": encoder.variant, "engine": "ray", **outcome.as_payload()}
+    return Output(payload, [f"{info.name!r} with {encoder.name} on Ray: {outcome.summary()}"],
+                  notes=late_chunking_notes(info, encoder))
+
