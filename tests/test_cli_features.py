@@ -97,3 +97,12 @@ def test_export_parquet_and_qdrant_edge(capsys, harbour, tmp_path):
     assert q["points"] == 3 and q["engine"].startswith("Qdrant Edge")
     code, _, err = run_text(capsys, "--db", harbour, "export", "--corpus", "harbour", "--qdrant", ":memory:")
     assert code == 1 and "simulation" in err
+
+
+@pytest.mark.slow
+def test_embed_on_a_local_ray_cluster_fills_the_same_cache(capsys, harbour):
+    pytest.importorskip("ray")
+    out = run_json(capsys, "--db", harbour, "embed", "--corpus", "harbour", "--engine", "ray", "--actors", "1")
+    assert out["engine"] == "ray" and out["embedded_now"] == 3
+    again = run_json(capsys, "--db", harbour, "embed", "--corpus", "harbour")  # the single-process path: all cached
+    assert again["embedded_now"] == 0 and again["cached"] == 3
