@@ -1,0 +1,106 @@
+"""Input components whose refusals name the API parameter: `top_k="ten"` -> "top_k: ... [parameter: top_k]".
+
+Gradio checks a slider's range and a radio's choices before the studio's own code runs, and its own
+messages name neither the parameter nor (for a value of the wrong type) what is wrong; without
+`show_error` an API caller would only read that the app "has not enabled verbose error reporting".
+These subclasses render exactly like Gradio's own (`is_template`) and turn any refusal in `preprocess`
+into an error an API caller can act on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+
+from pplx_demo.ui.errors import UserError
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _choice_values(component: Any) -> list[Any]:
+    return [value for _, value in getattr(component, "choices", None) or []]
+
+
+class _Named:
+    """Mixin: `param` is the API parameter's name (the handler's argument), used in every refusal."""
+
+    is_template = True  # rendered by the front end as the Gradio component it extends
+    param: str = ""
+
+    def _refuse(self, why: str) -> UserError:
+        return UserError(f"{self.param} {why} [parameter: {self.param}]")
+
+from gradio.events import Dependency
+
+class Slider(gr.Slider, _Named):
+    def preprocess(self, payload: Any) -> Any:
+        low, high = self.minimum, self.maximum
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+            number = None
+            if isinstance(payload, str):
+                try:
+                    number = float(payload)
+                except ValueError:
+                    number = None
+            if number is None or not math.isfinite(number):
+                raise self._refuse(f"must be a number from {low:g} to {high:g} (got {_shown(payload)})")
+            payload = number
+        if not low <= payload <= high:
+            raise self._refuse(f"must be from {low:g} to {high:g} (got {_shown(payload)})")
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class Radio(gr.Radio, _Named):
+    def preprocess(self, payload: Any) -> Any:
+        values = _choice_values(self)
+        if payload is not None and payload not in values:
+            raise self._refuse(f"must be one of {', '.join(map(str, values))} (got {_shown(payload)})")
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class CheckboxGroup(gr.CheckboxGroup, _Named):
+    def preprocess(self, payload: Any) -> Any:
+        values = _choice_values(self)
+        if payload is None:
+            payload = []
+        if isinstance(payload, (str, int, float)):
+            payload = [payload]
+        if not isinstance(payload, list):
+            raise self._refuse(f"must be a list of choices (got {_shown(payload)})")
+        bad = [v for v in payload if v not in values]
+        if bad:
+            raise self._refuse(f"has {_shown(bad[0])}, not one of: {', '.join(map(str, values))}")
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class Dropdown(gr.Dropdown, _Named):
+    def preprocess(self, payload: Any) -> Any:
+        values = _choice_values(self)
+        if payload is not None and not self.allow_custom_value and not self.multiselect and payload not in values:
+            raise self._refuse(f"must be one of {', '.join(map(str, values))} (got {_shown(payload)})")
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
