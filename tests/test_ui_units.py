@@ -20,7 +20,7 @@ from pplx_demo.sessions import Sessions, new_session_key, owner_id
 from pplx_demo.stats import corpus_stats, guess_language
 from pplx_demo.store import Store
 from pplx_demo.throughput import ThroughputMeter, format_duration
-from pplx_demo.ui import views
+from pplx_demo.ui import result_views, views
 
 # ----------------------------------------------------------------------------- escaping / highlighting
 
@@ -105,7 +105,7 @@ def test_results_use_the_fixed_configuration_colours_and_show_notices():
 
     resp = SearchResponse("q", 1, "M <i>", "k", "standard", 10, [col(IndexConfig("binary")), col(IndexConfig("int8"))],
                           embed_query_ms=12.5)
-    html = views.results_html(resp, "q", "float32", [("<b>cut</b>", "warn")])
+    html = result_views.results_html(resp, "q", "float32", [("<b>cut</b>", "warn")])
     assert html.count("embed query") == 1 and "12.5" in html  # the query embedding once, above the columns
     assert f"border-top-color:{charts.CONFIG_COLOURS['binary']}" in html
     assert f"border-top-color:{charts.CONFIG_COLOURS['int8']}" in html

@@ -300,3 +300,5 @@ def _api_triggers(C: Components) -> None:
     page's own buttons show them as persistent messages in the tab."""
     for name in ("search", "ingest", "crawl", "embed", "evaluate", "sweep", "scale", "late_chunking"):
         C[f"api_{name}"] = gr.Button(visible=False, render=True)
+    # Over the API, explanations are asked for (they embed each hit's sentences: worth it on the page).
+    C["api_explain"] = gr.Checkbox(False, visible=False, label="explain (why each hit matched)")

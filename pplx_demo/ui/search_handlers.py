@@ -48,7 +48,8 @@ class SearchHandlers:
                explain: bool = True, request: gr.Request = None,
                progress: gr.Progress = gr.Progress()) -> SearchResults:
         """Search one corpus with every ticked configuration; one ranked column per configuration, a one-line
-        summary against float32, and (with `explain`) the sentence of each hit closest to the query."""
+        summary against float32, and with `explain` (the page's default; off unless asked over the API) each
+        hit's sentence closest to the query and the query terms it holds, timed as its own stage."""
         key, owner = self._who(session_key, request)  # type: ignore[attr-defined]
         c = self._corpus_for(corpus, owner)  # type: ignore[attr-defined]
         if not (query or "").strip():

@@ -128,8 +128,9 @@ def wire(studio: Studio, C: Components, demo: gr.Blocks) -> None:
     for a in actions(studio):
         limits = heavy if a.heavy else light
         inputs = [C[n] for n in a.inputs]
+        api_inputs = [C["api_explain"] if n == "explain" else C[n] for n in a.inputs]
         api_fn, api_outputs = bind(a.fn, a.view, C, only=a.api_only)
-        C[f"api_{a.name}"].click(api_fn, inputs, api_outputs, api_name=a.name, api_visibility="public", **limits)
+        C[f"api_{a.name}"].click(api_fn, api_inputs, api_outputs, api_name=a.name, api_visibility="public", **limits)
         ui_fn, ui_outputs = bind(a.fn, a.view, C, status=a.status)
         triggers = [C[a.button].click] + ([C["query"].submit] if a.name == "search" else [])
         for trigger in triggers:
