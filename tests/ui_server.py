@@ -11,6 +11,12 @@ from pathlib import Path
 from pplx_demo.config import Settings
 
 
+class Served(str):
+    """The studio's URL, carrying the `Studio` behind it (tests that drive handlers or Stop directly)."""
+
+    studio: object
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -19,7 +25,7 @@ def free_port() -> int:
 
 @contextmanager
 def running_studio(db_path: Path, auto_embed_seconds: float | None = None, *, port: int | None = None,
-                   wait_ready: bool = True, **overrides) -> Iterator[str]:
+                   wait_ready: bool = True, **overrides) -> Iterator[Served]:
     """Build and launch the studio, start its background start-up and (by default) wait until the shared
     sample is embedded; yields its URL.
 
@@ -40,7 +46,9 @@ def running_studio(db_path: Path, auto_embed_seconds: float | None = None, *, po
         if wait_ready:
             assert studio.wait_ready(600), "the studio's start-up did not finish in 10 minutes"
             assert studio.readiness.ready, studio.status()
-        yield url
+        served = Served(url)
+        served.studio = studio
+        yield served
     finally:
         demo.close()
         studio.store.close()
