@@ -31,7 +31,7 @@
       const off = label.textContent.includes('(not available here)');
       input.disabled = off;
       label.classList.toggle('pplx-disabled', off);
-      if (off) label.title = 'Not available on this server: open “why, and how to enable them” below.';
+      if (off) label.title = 'Not available on this server: the reason and how to enable it are listed below.';
     });
   }
   const watch = new MutationObserver(disableUnavailable);

@@ -207,9 +207,8 @@ class Studio(CorpusHandlers, SearchHandlers, EvaluateHandlers, ScalePanel):
                              f"{views.esc(a.how_to_enable)}.</li>")
         if not lines:
             return ""
-        return (f"<details class='pplx-unavailable'><summary>{plural(len(lines), 'model')} "
-                f"{'is' if len(lines) == 1 else 'are'} {UNAVAILABLE} (greyed out above): why, and how to enable "
-                f"them</summary><ul>{''.join(lines)}</ul></details>")
+        return (f"<div class='pplx-unavailable'><p>{plural(len(lines), 'model')} {'is' if len(lines) == 1 else 'are'} "
+                f"{UNAVAILABLE} (greyed out above), and why:</p><ul>{''.join(lines)}</ul></div>")
 
     def default_model(self) -> tuple[str, str]:
         for size in ("0.6B", "4B"):
