@@ -134,7 +134,8 @@ def run_load(base: str, clients: int, searches: int, corpus: str) -> LoadResult:
                 query = questions[(i * searches + j) % len(questions)]
                 t0 = time.perf_counter()
                 try:
-                    call(client, base, "search", [corpus, query, "stand-in", "standard", CONFIGS, 10, 4, "full", ""])
+                    call(client, base, "search", [corpus, query, "stand-in", "standard", CONFIGS, 10, 4, "full", "", "torch",
+                         False])
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
                     with lock:
                         result.errors.append(f"{type(exc).__name__}: {exc}")

@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from pplx_demo.errors import DemoError
 
 log = logging.getLogger(__name__)
 
+_RECORDS_CACHED = 20_000  # chunk records kept in memory (a few KiB each at most)
 _COUNTS_CACHED = 4096  # (corpus, revision) count rows kept in memory
 TOUCH_WRITE_S = 30.0  # a corpus' last use is written at most this often (searches stay read-only)
 _BATCH_DOCUMENTS = 500  # documents per insert statement (chunks follow their documents)
@@ -208,6 +210,9 @@ class Store:
         self._touch_written: dict[int, float] = {}  # corpus id -> when its last use was last written
         self._counts: dict[tuple[int, int], tuple[int, int, int, list[str]]] = {}  # (id, revision) -> counts
         self._counts_lock = threading.Lock()
+        self._records: OrderedDict[int, ChunkRecord] = OrderedDict()  # chunk id -> record (chunks never change)
+        self._records_lock = threading.Lock()
+        self._records_generation = 0
         self._closed = False
         try:
             self._migrate()
@@ -470,6 +475,7 @@ class Store:
         """
         with self._transaction() as tx:
             _delete_corpora(tx, [int(corpus_id)])
+        self._forget_records()
 
     def touch_corpus(self, corpus_id: int) -> None:
         """Mark a corpus as used now (keeps a private corpus from expiring).
@@ -497,6 +503,8 @@ class Store:
                 "SELECT id FROM corpora WHERE owner IS NOT NULL AND last_used < ? ORDER BY id", [cutoff]).fetchall()]
             if ids:
                 _delete_corpora(tx, ids)
+        if ids:
+            self._forget_records()
         return ids
 
     # -- chunks -----------------------------------------------------------------------------------
@@ -521,21 +529,46 @@ class Store:
         )
 
     def fetch_chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
-        """Records for these chunk ids, in the order given; DemoError if any no longer exists."""
+        """Records for these chunk ids, in the order given; DemoError if any no longer exists.
+
+        Chunks never change once stored, so records are kept in a bounded in-memory cache (a search shows the
+        same chunks in several columns, and popular chunks in many searches); deleting corpora empties it.
+        """
         ids = [int(i) for i in chunk_ids]
         if not ids:
             return []
+        with self._records_lock:
+            generation = self._records_generation
+            cached = {i: self._records[i] for i in ids if i in self._records}
+        wanted = [i for i in dict.fromkeys(ids) if i not in cached]
+        if wanted:
+            for record in self._fetch_chunk_rows(wanted):
+                cached[record.chunk_id] = record
+            with self._records_lock:
+                if generation == self._records_generation:  # no corpus was deleted meanwhile
+                    for i in wanted:
+                        if i in cached:
+                            self._records[i] = cached[i]
+                    while len(self._records) > _RECORDS_CACHED:
+                        self._records.popitem(last=False)
+        missing = [i for i in ids if i not in cached]
+        if missing:
+            raise DemoError(f"{len(missing)} chunk(s) no longer exist (the corpus was deleted or expired)")
+        return [cached[i] for i in ids]
+
+    def _forget_records(self) -> None:
+        with self._records_lock:
+            self._records.clear()
+            self._records_generation += 1
+
+    def _fetch_chunk_rows(self, ids: list[int]) -> list[ChunkRecord]:
         rows = self._all("""
             SELECT k.id, k.text, d.title, d.uri, k.document_id, k.ord, k.char_start, k.char_end,
                    k.token_count, d.external_id
             FROM chunks k JOIN documents d ON d.id = k.document_id
             WHERE k.id IN (SELECT unnest(?::BIGINT[]))""", [ids])
-        by_id = {int(r[0]): ChunkRecord(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]),
-                                        int(r[8]), r[9]) for r in rows}
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise DemoError(f"{len(missing)} chunk(s) no longer exist (the corpus was deleted or expired)")
-        return [by_id[i] for i in ids]
+        return [ChunkRecord(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]), r[9])
+                for r in rows]
 
     def chunk_pages(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """{chunk id: (first page, last page)} for chunks of documents that record PDF `page_spans`

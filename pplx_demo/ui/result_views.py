@@ -202,10 +202,18 @@ def _legs_html(hit: Any) -> str:
             f"candidates)'>dense {dense} · BM25 {bm25}</span>")
 
 
-def hit_html(hit: Any, terms: Sequence[str], is_baseline: bool, pages: Pages | None) -> str:
+def hit_html(hit: Any, terms: Sequence[str], is_baseline: bool, pages: Pages | None,
+             memo: dict | None = None) -> str:
+    """One hit; `memo` shares the snippets of one response (a chunk found by several columns is cut once)."""
     cls, badge, tip = movement(hit.rank, hit.baseline_rank, is_baseline)
     badge_html = f"<span class='move {cls}' title='{esc(tip)}'>{esc(badge)}</span>" if badge else ""
-    snippet, why = hit_snippet(hit, terms)
+    key = (hit.chunk_id, tuple(getattr(hit, "matched_terms", None) or ()))
+    if memo is not None and key in memo:
+        snippet, why = memo[key]
+    else:
+        snippet, why = hit_snippet(hit, terms)
+        if memo is not None:
+            memo[key] = (snippet, why)
     why_html = f"<div class='why'>{esc(why)}</div>" if why else ""
     return ("<li class='pplx-hit'>"
             f"<div class='pplx-hit-top'><span class='rank'>#{hit.rank}</span>"
@@ -214,9 +222,9 @@ def hit_html(hit: Any, terms: Sequence[str], is_baseline: bool, pages: Pages | N
 
 
 def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str, is_baseline: bool,
-                k: int = 10, pages: Pages | None = None) -> str:
+                k: int = 10, pages: Pages | None = None, memo: dict | None = None) -> str:
     """One result column: header (configuration, true model name, storage and agreement), timings, hits."""
-    items = "".join(hit_html(h, terms, is_baseline, pages) for h in column.hits) or \
+    items = "".join(hit_html(h, terms, is_baseline, pages, memo) for h in column.hits) or \
         "<li class='pplx-empty'>no results</li>"
     return (f"<div class='pplx-col' data-config='{esc(column.label)}'>"
             f"{column_head_html(column, model_name, colour, is_baseline, k)}<ol class='pplx-hits'>{items}</ol></div>")
@@ -266,8 +274,9 @@ def results_html(response: Any, query: str, baseline_label: str | None = None,
     terms = query_terms(query)
     labels = [c.label for c in response.columns]
     baseline = baseline_label if baseline_label is not None else (labels[0] if labels else None)
-    cols = [column_html(c, response.model_name, terms, colour_for(c.config), c.label == baseline, response.k, pages)
-            for c in response.columns]
+    memo: dict = {}
+    cols = [column_html(c, response.model_name, terms, colour_for(c.config), c.label == baseline, response.k, pages,
+                        memo) for c in response.columns]
     head = f"<div class='pplx-summary' role='status'>{esc(summary)}</div>" if summary else ""
     head += "".join(notice_html(text, kind) for text, kind in notices)
     return (head + shared_timing_html(response)
