@@ -276,11 +276,13 @@ def _series_key(r: Any) -> tuple[str, str, IndexConfig]:
 
 
 @safe_figure
-def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence[Any] = ()) -> go.Figure:
+def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence[Any] = (),
+                         intervals: Mapping[Any, tuple[float, float]] | None = None) -> go.Figure:
     """Quality (`metric`, shown x100) against bytes per vector, one point per (model, variant, configuration).
 
     Each result needs `.config`, `.variant`, `.model_key`, `.bytes_per_vector`, `.metrics[metric]` and
     `.model_name`; `frontier` lists the results on the Pareto frontier (as the evaluation computes it).
+    `intervals` ((model_key, variant, config) -> (low, high) of `metric`, 0..1) draws error bars where given.
     Points carry no text (neighbours would overprint): the legend names them.
     """
     points = [r for r in results if metric in r.metrics]
@@ -294,6 +296,7 @@ def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence
                         mode="lines", line=dict(color="#94a3b8", dash="dash"), name="Pareto frontier (outlined points)",
                         hoverinfo="skip")
     dims = sorted({r.config.dim for r in points if r.config.dim is not None}, reverse=True)
+    low_high: list[float] = []
     for r in points:
         d = r.config.dim
         symbol = _SYMBOLS[0] if d is None else _SYMBOLS[(dims.index(d) + 1) % len(_SYMBOLS)]
@@ -301,11 +304,19 @@ def quality_bytes_figure(results: Sequence[Any], metric: str, frontier: Sequence
             symbol += "-open"
         name = series_name(r.config, getattr(r, "variant", "standard"))
         colour = colour_for(r.config)
-        fig.add_scatter(x=[r.bytes_per_vector], y=[100 * r.metrics[metric]], mode="markers", name=name,
+        y = 100 * r.metrics[metric]
+        bounds = (intervals or {}).get(_series_key(r))
+        error = dict(type="data", symmetric=False, array=[max(0.0, 100 * bounds[1] - y)],
+                     arrayminus=[max(0.0, y - 100 * bounds[0])], thickness=1.5, width=4, color=colour) \
+            if bounds is not None else None
+        if bounds is not None:
+            low_high.extend([100 * bounds[0], 100 * bounds[1]])
+        extra = f" [{100 * bounds[0]:.2f}, {100 * bounds[1]:.2f}] (95%)" if bounds is not None else ""
+        fig.add_scatter(x=[r.bytes_per_vector], y=[y], mode="markers", name=name, error_y=error,
                         marker=dict(size=13, symbol=symbol, color=colour,
                                     line=dict(width=2, color="#0f172a" if _series_key(r) in front else colour)),
-                        hovertemplate=name + f"<br>%{{x}} bytes/vector<br>{metric}: %{{y:.2f}}<extra></extra>")
-    ys = [100 * r.metrics[metric] for r in points]
+                        hovertemplate=name + f"<br>%{{x}} bytes/vector<br>{metric}: %{{y:.2f}}{extra}<extra></extra>")
+    ys = [100 * r.metrics[metric] for r in points] + low_high
     pad = max(0.5, (max(ys) - min(ys)) * 0.2)
     xs = [r.bytes_per_vector for r in points]
     tickvals, ticktext = _decade_ticks(min(xs), max(xs))

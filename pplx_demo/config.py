@@ -141,6 +141,15 @@ class Settings:
     # confidence intervals and paired tests (evaluate.confidence): bootstrap resamples / sign patterns, seed
     confidence_resamples: int = 2000
     confidence_seed: int = 0
+    # studio (pplx_demo.ui): the key that encrypts what the browser keeps (its session key) in local storage;
+    # empty = generated once and kept beside the database (<db>.secret, mode 0600), so private corpora survive restarts
+    browser_state_secret: str = field(default="", repr=False)
+    # studio: searches served at once (Gradio queue slots; query embeddings that arrive together are batched)
+    search_concurrency: int = 16
+    # query micro-batching (pplx_demo.query_batcher): most queries in one encode call, and how long the first
+    # query of an idle encoder waits for company (queries that arrive while a batch runs wait for the next anyway)
+    query_batch_max: int = 32
+    query_batch_window_ms: float = 2.0
 
     tokenizer_dir: Path = DATA_DIR / "tokenizers"  # PPLX_DEMO_TOKENIZER_DIR: the Qwen3 tokenizer built for remote models
     # Qdrant (pplx_demo.engines.qdrant, pplx_demo.export)
@@ -229,6 +238,11 @@ class Settings:
             qdrant_url=(os.environ.get("PPLX_DEMO_QDRANT_URL") or "").strip() or None,
             qdrant_api_key=os.environ.get("QDRANT_API_KEY") or None,  # the name Qdrant's own tools use
             qdrant_edge_dir=_path("PPLX_DEMO_QDRANT_EDGE_DIR", None),
+            # studio: browser storage key; searches at once; query micro-batching
+            browser_state_secret=(os.environ.get("PPLX_DEMO_BROWSER_STATE_SECRET") or "").strip(),
+            search_concurrency=_int("PPLX_DEMO_SEARCH_CONCURRENCY", d.search_concurrency),
+            query_batch_max=_int("PPLX_DEMO_QUERY_BATCH_MAX", d.query_batch_max),
+            query_batch_window_ms=_float("PPLX_DEMO_QUERY_BATCH_WINDOW_MS", d.query_batch_window_ms),
         )
 
 

@@ -120,6 +120,12 @@ class ScaleReport:
         }
 
 
+def as_stored(config: IndexConfig) -> IndexConfig:
+    """What a disk index computes for `config`: its float32 rows are compared as stored, so a "tanh" float form
+    (pplx-embed's) is timed and labelled "raw" (the scans cost the same; see `DiskIndex.resolve`)."""
+    return replace(config, float_form="raw") if config.float_form == "tanh" else config
+
+
 def default_scale_configs(full_dim: int, int8_scheme: Int8Scheme | None = None) -> list[IndexConfig]:
     """float32, int8, binary, binary + rescore from disk, asymmetric, and Matryoshka binary + rescore."""
     mrl = 512 if full_dim > 512 else max(1, full_dim // 2)
@@ -280,6 +286,7 @@ def run_scale(base_vectors: np.ndarray, query_vectors: np.ndarray, sizes: Sequen
     check_budget(plan, targets[-1], budget, workdir)
     configs = [replace(c, int8_scheme=plan.int8_scheme) if c.uses_int8 and c.int8_scheme is None else c
                for c in configs]
+    configs = list(dict.fromkeys(as_stored(c) for c in configs))
     queries = queries[:max_queries]
 
     folder = workdir / f"scale-{uuid.uuid4().hex[:12]}"

@@ -160,8 +160,9 @@ class SearchService:
         """The corpus' vectors for this encoder (from memory, else the store's cache, else embedded)."""
         return self._embeddings(corpus_id, encoder)[0]
 
-    def _embeddings(self, corpus_id: int, encoder: Any) -> tuple[EmbeddingMatrix, bool]:
-        revision = self.store.get_corpus(corpus_id).revision
+    def _embeddings(self, corpus_id: int, encoder: Any, revision: int | None = None) -> tuple[EmbeddingMatrix, bool]:
+        if revision is None:
+            revision = self.store.get_corpus(corpus_id).revision
         key = (int(corpus_id), revision, str(encoder.cache_key), str(encoder.variant))
         with self._lock:
             if key in self._matrices:
@@ -271,7 +272,7 @@ class SearchService:
         qvec = np.asarray(encoder.encode([query]), dtype=np.float32)
         embed_ms = (time.perf_counter() - t0) * 1e3
 
-        matrix, loaded = self._embeddings(corpus_id, encoder)
+        matrix, loaded = self._embeddings(corpus_id, encoder, corpus.revision)
         embedded_now = matrix.embedded_now if loaded else 0
         truncated_now = matrix.truncated_now if loaded else 0
         t0 = time.perf_counter()

@@ -306,7 +306,7 @@ def test_search_precisions_match_eval_and_sizes_are_checked(capsys, db, files):
         assert "384, 256, 128" in err and "from 8 to 384" in err
     code, out, _ = run(capsys, "--db", db, "search", "q", "--corpus", "harbour", "--precision", "float32",
                        "--k", "1")
-    assert re.search(r"^float32: .* 1\.5 KiB/vector", out, re.M)  # 384 float32 values, through human_bytes
+    assert re.search(r"^float32 \(numpy exact\): .* 1\.5 KiB/vector", out, re.M)  # 384 float32 values, through human_bytes
 
 
 def test_a_bad_number_says_what_is_wrong_in_plain_words(capsys, db):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
 import threading
+import uuid
 import zipfile
 
 import pytest
@@ -16,6 +18,7 @@ from gradio_client import Client, handle_file
 from ui_server import running_studio
 
 from pplx_demo.models import MODELS
+from pplx_demo.sessions import new_session_key
 
 STAND_IN = MODELS["minilm-l6"].display_name
 THREE = ["float32", "int8", "binary + rescore"]
@@ -42,8 +45,10 @@ def studio_url(tmp_path_factory):
     # Private addresses allowed so the crawl test can reach its local web server; every new corpus
     # counts as a "long" job, so ingestion stops at the estimate and the first search (or /embed) embeds.
     # A small upload cap so the oversized-upload test needs only a few hundred kB.
-    with running_studio(tmp_path_factory.mktemp("ui-api") / "studio.duckdb", auto_embed_seconds=0,
-                        allow_private_addresses=True, max_file_bytes=200_000) as url:
+    # ONNX exports go to a temporary folder; the scale budget lets 100k vectors through and refuses 10M.
+    tmp = tmp_path_factory.mktemp("ui-api")
+    with running_studio(tmp / "studio.duckdb", auto_embed_seconds=0, allow_private_addresses=True,
+                        max_file_bytes=200_000, onnx_dir=tmp / "onnx", scale_disk_budget_bytes=2 << 30) as url:
         yield url
 
 
@@ -263,13 +268,23 @@ def test_bad_arguments_get_clear_messages(studio_url, files):
     sample = next(c for c in client.predict("", api_name="/corpora") if c["shared"])
     with pytest.raises(Exception, match="top_k must be a whole number from 1 to 50"):
         _search(client, sample["corpus_id"], "oxygen", configs=["float32"], k=2.5)
-    for k, bound in ((0, "minimum value 1"), (51, "maximum value 50")):  # Gradio checks the slider's range
-        with pytest.raises(Exception, match=bound):
+    # Every refusal names the parameter, whatever the value's type (not Gradio's "verbose error reporting").
+    for k, why in ((0, r"top_k must be from 1 to 50 \(got 0\)"), (51, r"top_k must be from 1 to 50 \(got 51\)"),
+                   ("ten", r"top_k must be a number from 1 to 50 \(got 'ten'\)")):
+        with pytest.raises(Exception, match=why + r" \[parameter: top_k\]"):
             _search(client, sample["corpus_id"], "oxygen", configs=["float32"], k=k)
-    # The chunk slider's range is the selected model's window (Gradio refuses past it; the studio's own
-    # check, which explains why, is tested in test_ui_units).
-    with pytest.raises(Exception, match="maximum value 254"):
+    with pytest.raises(Exception, match=r"configurations has 'float64'.*\[parameter: configurations\]"):
+        _search(client, sample["corpus_id"], "oxygen", configs=["float64"])
+    with pytest.raises(Exception, match=r"runtime must be one of torch, onnx, onnx-int8 \(got 'tpu'\)"):
+        client.predict(str(sample["corpus_id"]), "oxygen", runtime="tpu", api_name="/search")
+    with pytest.raises(Exception, match="Type a query first"):
+        _search(client, sample["corpus_id"], "  ")
+    # The chunk slider's range is the model's context (the page is laid out before any model loads); a
+    # chunk over what the model reads after its special tokens is refused by the studio, saying why.
+    with pytest.raises(Exception, match=r"chunk_tokens must be from 16 to 256 \(got 300\)"):
         _ingest(client, [files / "guide.md"], "too long", chunk_tokens=300)
+    with pytest.raises(Exception, match=r"longer than .*all-MiniLM-L6-v2.* reads.*at most 254 tokens"):
+        _ingest(client, [files / "guide.md"], "too long", chunk_tokens=256)
     with pytest.raises(Exception, match="chunk size must be a whole number"):
         _ingest(client, [files / "guide.md"], "fractional", chunk_tokens=64.5)
 
@@ -293,3 +308,114 @@ def test_an_oversized_upload_is_refused_and_nothing_stored_changes(studio_url, f
     with pytest.raises(Exception, match="(?i)size|large|exceed"):
         _ingest(client, [huge], "too big")
     assert client.predict("", api_name="/corpora") == before
+
+
+# ----------------------------------------------------------------------------- new in the studio
+
+
+def _sample_id(client: Client) -> str:
+    return str(next(c["corpus_id"] for c in client.predict("", api_name="/corpora") if c["shared"]))
+
+
+def test_status_says_the_sample_is_ready(studio_url):
+    status = Client(studio_url, verbose=False).predict(api_name="/status")
+    assert status["state"] == "ready" and "233 chunks embedded" in status["message"]
+
+
+def test_an_explained_search_with_a_hybrid_column_and_its_summary(studio_url):
+    client = Client(studio_url, verbose=False)
+    query = "When did Carl Wilhelm Scheele discover oxygen?"
+    html, results = client.predict(_sample_id(client), query, configurations=["float32", "binary + rescore",
+                                                                              "hybrid: BM25 + binary + rescore"],
+                                   top_k=5, explain=True, api_name="/search")
+    f32, rescore, hybrid = results["columns"]
+    assert hybrid["configuration"] == "hybrid: BM25 + binary + rescore x4 (int8 calibrated) (RRF k=60)"
+    assert hybrid["family"] == "hybrid" and {"bm25", "fuse"} <= set(hybrid["timings_ms"])
+    top = hybrid["hits"][0]
+    assert top["title"] == "Oxygen" and top["bm25_rank"] is not None and "scheel" in top["matched_terms"]
+    why = f32["hits"][0]["why"]
+    best = why["best_sentence"]
+    assert best["text"] == f32["hits"][0]["text"][best["char_start"]:best["char_end"]] and "Scheele" in best["text"]
+    assert results["explain_ms"] is not None and "why it matched" in html and "class='pplx-best'" in html
+    # the one-line answer is the response's own numbers
+    assert results["summary"].startswith(rescore["configuration"] + ": ")
+    found = round(rescore["overlap_at_k"] * 5)
+    assert f"{found}/5 of float32's top-5" in results["summary"] and "32x less RAM per vector" in results["summary"]
+    assert "class='pplx-summary'" in html and "class='pplx-rank-table'" in html
+    # over the API explanations are off unless asked for
+    _, plain = client.predict(_sample_id(client), query, api_name="/search")
+    assert plain["explain_ms"] is None and "why" not in plain["columns"][0]["hits"][0]
+
+
+def test_the_onnx_int8_runtime_is_named_in_every_column(studio_url):
+    client = Client(studio_url, verbose=False)
+    html, results = client.predict(_sample_id(client), "Who discovered oxygen?", configurations=["float32", "int8"],
+                                   runtime="onnx-int8", api_name="/search")
+    assert results["model"].endswith("· ONNX int8") and results["runtime"] == "onnx-int8"
+    assert all(c["model"] == results["model"] for c in results["columns"])
+    assert html.count("ONNX int8") >= 3  # each column and the shared query line
+    assert results["embedded_now"] > 0  # its vectors are its own (cached apart from torch's)
+    assert results["columns"][0]["hits"][0]["title"] == "Oxygen"
+
+
+def test_evaluation_tables_carry_paired_bootstrap_intervals(studio_url):
+    client = Client(studio_url, verbose=False)
+    status, tables, table, *_ = client.predict(max_queries=40, configurations=["float32", "binary"],
+                                               api_name="/evaluate")
+    assert "nDCG@10 % of float32 [95% interval]" in tables and "2,000 resamples, seed 0" in tables
+    rows = {r[table["headers"].index("configuration")]: r for r in table["data"]}
+    ci = rows["binary"][table["headers"].index("ndcg@10 % of float32 [95% interval]")]
+    assert re.fullmatch(r"\d+\.\d% \[\d+\.\d, \d+\.\d\]\*?", ci), ci
+    assert rows["float32"][table["headers"].index("ndcg@10 % of float32 [95% interval]")].startswith("100.0% [100.0")
+
+
+def test_the_sweep_recommends_the_cheapest_configuration_over_a_floor(studio_url):
+    client = Client(studio_url, verbose=False)
+    status, table, *_ = client.predict(max_queries=40, quality_floor=95, api_name="/sweep")
+    assert "Recommended for a floor of 95% of float32" in status or "No configuration keeps 95%" in status
+    assert "resamples" in status and "binary + rescore x16" in table and "[95% interval]" in table
+    with pytest.raises(Exception, match=r"quality_floor must be from 90 to 100"):
+        client.predict(quality_floor=80, api_name="/sweep")
+
+
+def test_the_scale_panel_runs_and_refuses_over_budget(studio_url):
+    client = Client(studio_url, verbose=False)
+    status, table, *_ = client.predict(_sample_id(client), [100_000], api_name="/scale")
+    assert "synthetic vectors: speed and memory only, not quality" in status and "100,000" in table
+    assert table.count("<tr") >= 1 + 6 and "$" in table
+    with pytest.raises(Exception, match="largest size that fits is"):
+        client.predict(_sample_id(client), [10_000_000], api_name="/scale")
+
+
+def _big_notes(path, paragraphs: int = 400) -> None:
+    salt = uuid.uuid4().hex[:8]  # new text: the vector cache is keyed by content
+    words = ["harbour", "lantern", "tide", "keeper", "storm", "reef", "signal", "fog", "beacon", "rock"]
+    path.write_text("\n\n".join(f"Note {i} {salt}: " + " ".join(words[(i * j) % 10] for j in range(40))
+                                for i in range(paragraphs)), encoding="utf-8")
+
+
+def test_stop_cancels_a_first_search_embedding_and_keeps_nothing(studio_url, tmp_path):
+    studio = studio_url.studio
+    key = new_session_key()
+    notes = tmp_path / "notes.txt"
+    _big_notes(notes)
+    added = studio.ingest([str(notes)], "big", "stand-in", "standard", 32, 0, key, "torch", None, None)
+    cid = added.corpus_info["corpus_id"]
+    encoder = studio.encoder("minilm-l6", "standard")
+    before = studio.store.missing_embeddings(cid, str(encoder.cache_key), "standard", encoder.dim).n_inputs
+    assert before > 300
+    threading.Timer(1.5, studio.stop, args=(key, None)).start()
+    with pytest.raises(Exception, match="(?i)cancel|stopped"):
+        studio.search(str(cid), "harbour lantern", "stand-in", "standard", ["float32"], 5, 4, "full", key, "torch",
+                      False, None, None)
+    missing = studio.store.missing_embeddings(cid, str(encoder.cache_key), "standard", encoder.dim)
+    assert missing.n_inputs == before  # nothing half-done was kept
+
+
+def test_stop_cancels_an_evaluation(studio_url):
+    studio = studio_url.studio
+    key = new_session_key()
+    threading.Timer(2.0, studio.stop, args=(key, None)).start()
+    with pytest.raises(Exception, match="(?i)cancel|stopped"):
+        studio.evaluate("xquad", ["vi"], None, None, None, None, 20, "stand-in", "standard", ["float32"], [], False,
+                        64, None, key, "torch", None, None)

@@ -368,7 +368,11 @@ class DiskIndex:
     # -- searching ----------------------------------------------------------------------------
 
     def resolve(self, config: IndexConfig) -> IndexConfig:
-        """`config` with its int8 scheme fixed to this index's (None means "the index's scheme")."""
+        """`config` with its int8 scheme fixed to this index's (None means "the index's scheme"). The float32
+        rows on disk are the vectors as stored, compared by plain cosine: a "tanh" float form asked for is
+        reported as "raw", which is what is computed (the scans cost the same)."""
+        if config.float_form == "tanh":
+            config = replace(config, float_form="raw")
         if not config.uses_int8:
             return replace(config, int8_scheme=None)
         scheme = config.int8_scheme or self.int8_scheme

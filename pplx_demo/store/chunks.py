@@ -3,6 +3,7 @@ by id for a result list."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from pplx_demo.errors import DemoError
 from pplx_demo.store.connection import _Connection
 from pplx_demo.store.records import ChunkRecord, ChunkTable
 from pplx_demo.store.schema import _CHUNK_ORDER
+
+_RECORDS_CACHED = 20_000  # chunk records kept in memory (a few KiB each at most)
 
 
 class _Chunks(_Connection):
@@ -46,21 +49,71 @@ class _Chunks(_Connection):
             FROM documents WHERE corpus_id = ? ORDER BY position, id""", [int(corpus_id)]).fetchdf()
 
     def fetch_chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord]:
-        """Records for these chunk ids, in the order given; DemoError if any no longer exists."""
+        """Records for these chunk ids, in the order given; DemoError if any no longer exists.
+
+        Chunks never change once stored, so records are kept in a bounded in-memory cache (a search shows the
+        same chunks in several columns, and popular chunks in many searches); deleting corpora empties it.
+        """
         ids = [int(i) for i in chunk_ids]
         if not ids:
             return []
+        with self._records_lock:
+            generation = self._records_generation
+            cached = {i: self._records[i] for i in ids if i in self._records}
+        wanted = [i for i in dict.fromkeys(ids) if i not in cached]
+        if wanted:
+            for record in self._fetch_chunk_rows(wanted):
+                cached[record.chunk_id] = record
+            with self._records_lock:
+                if generation == self._records_generation:  # no corpus was deleted meanwhile
+                    for i in wanted:
+                        if i in cached:
+                            self._records[i] = cached[i]
+                    while len(self._records) > _RECORDS_CACHED:
+                        self._records.popitem(last=False)
+        missing = [i for i in ids if i not in cached]
+        if missing:
+            raise DemoError(f"{len(missing)} chunk(s) no longer exist (the corpus was deleted or expired)")
+        return [cached[i] for i in ids]
+
+    def _fetch_chunk_rows(self, ids: list[int]) -> list[ChunkRecord]:
         rows = self._all("""
             SELECT k.id, k.text, d.title, d.uri, k.document_id, k.ord, k.char_start, k.char_end,
                    k.token_count, d.external_id
             FROM chunks k JOIN documents d ON d.id = k.document_id
             WHERE k.id IN (SELECT unnest(?::BIGINT[]))""", [ids])
-        by_id = {int(r[0]): ChunkRecord(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]),
-                                        int(r[8]), r[9]) for r in rows}
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise DemoError(f"{len(missing)} chunk(s) no longer exist (the corpus was deleted or expired)")
-        return [by_id[i] for i in ids]
+        return [ChunkRecord(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]), r[9])
+                for r in rows]
+
+    def chunk_pages(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """{chunk id: (first page, last page)} for chunks of documents that record PDF `page_spans`
+        ([[page, start, end]] character ranges, see `ingest.formats.page_of`); other chunks are left out."""
+        ids = [int(i) for i in chunk_ids]
+        if not ids:
+            return {}
+        rows = self._all("""
+            SELECT k.id, k.char_start, k.char_end, d.metadata
+            FROM chunks k JOIN documents d ON d.id = k.document_id
+            WHERE k.id IN (SELECT unnest(?::BIGINT[])) AND d.metadata LIKE '%page_spans%'""", [ids])
+        out: dict[int, tuple[int, int]] = {}
+        for chunk_id, start, end, metadata in rows:
+            try:
+                spans = json.loads(metadata).get("page_spans") or []
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            first = _page_at(spans, int(start))
+            last = _page_at(spans, max(int(start), int(end) - 1))
+            if first is not None:
+                out[int(chunk_id)] = (first, last if last is not None else first)
+        return out
+
+
+def _page_at(spans: Sequence[Sequence[int]], offset: int) -> int | None:
+    """The page whose [start, end] span holds `offset` (the rule of `ingest.formats.page_of`)."""
+    for number, start, end in spans:
+        if start <= offset < end + 2:
+            return int(number)
+    return None
 
 
 def _is_missing(x: Any) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from pplx_demo.errors import DemoError
+from pplx_demo.store.records import ChunkRecord
 from pplx_demo.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__package__)  # one logger for the package, named as before the split
@@ -41,6 +43,13 @@ class _Connection:
         self._write_lock = threading.RLock()
         self._pending_touches: dict[int, float] = {}  # corpus id -> last use not yet written
         self._touch_written: dict[int, float] = {}  # corpus id -> when its last use was last written
+        # Read caches: counts per (corpus id, revision) and chunk records (chunks never change once stored);
+        # deleting corpora empties the records and bumps the generation so a read in flight does not refill it.
+        self._counts: dict[tuple[int, int], tuple[int, int, int, list[str]]] = {}
+        self._counts_lock = threading.Lock()
+        self._records: OrderedDict[int, ChunkRecord] = OrderedDict()
+        self._records_lock = threading.Lock()
+        self._records_generation = 0
         self._closed = False
         try:
             self._migrate()
@@ -51,6 +60,11 @@ class _Connection:
         except BaseException:
             self.close()
             raise
+
+    def _forget_records(self) -> None:
+        with self._records_lock:
+            self._records.clear()
+            self._records_generation += 1
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor (DuckDB connections are not safe to share between threads)."""

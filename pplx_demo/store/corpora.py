@@ -16,6 +16,7 @@ from pplx_demo.errors import DemoError
 from pplx_demo.store.connection import _Connection, _insert_frame
 from pplx_demo.store.records import CorpusInfo, chunk_list_hash, content_hash
 
+_COUNTS_CACHED = 4096  # (corpus, revision) count rows kept in memory
 TOUCH_WRITE_S = 30.0  # a corpus' last use is written at most this often (searches stay read-only)
 _BATCH_DOCUMENTS = 500  # documents per insert statement (chunks follow their documents)
 # Where a corpus came from; "evaluation" corpora are the datasets evaluation runs store for themselves.
@@ -122,20 +123,48 @@ class _Corpora(_Connection):
 
     def _corpus_infos(self, where: str, params: list[Any]) -> list[CorpusInfo]:
         rows = self._all(f"""
-            SELECT c.id, c.name, c.owner, c.source, c.chunking, c.created, c.last_used, c.revision,
-                   (SELECT count(*) FROM documents d WHERE d.corpus_id = c.id),
-                   (SELECT count(*) FROM chunks k WHERE k.corpus_id = c.id),
-                   (SELECT coalesce(sum(k.token_count), 0) FROM chunks k WHERE k.corpus_id = c.id),
-                   (SELECT coalesce(list(DISTINCT d.lang ORDER BY d.lang), [])
-                      FROM documents d WHERE d.corpus_id = c.id AND d.lang IS NOT NULL)
+            SELECT c.id, c.name, c.owner, c.source, c.chunking, c.created, c.last_used, c.revision
             FROM corpora c WHERE {where} ORDER BY c.id""", params)
+        counts = self._corpus_counts([(int(r[0]), int(r[7])) for r in rows])
         pending = dict(self._pending_touches)
-        return [CorpusInfo(id=int(r[0]), name=r[1], owner=r[2], source=r[3],
-                           chunking=json.loads(r[4]) if r[4] else None, created=float(r[5]),
-                           last_used=max(float(r[6]), pending.get(int(r[0]), 0.0)), revision=int(r[7]),
-                           n_documents=int(r[8]),
-                           n_chunks=int(r[9]), n_tokens=int(r[10]), languages=list(r[11] or []))
-                for r in rows]
+        out = []
+        for r in rows:
+            n_documents, n_chunks, n_tokens, languages = counts[(int(r[0]), int(r[7]))]
+            out.append(CorpusInfo(id=int(r[0]), name=r[1], owner=r[2], source=r[3],
+                                  chunking=json.loads(r[4]) if r[4] else None, created=float(r[5]),
+                                  last_used=max(float(r[6]), pending.get(int(r[0]), 0.0)), revision=int(r[7]),
+                                  n_documents=n_documents, n_chunks=n_chunks, n_tokens=n_tokens,
+                                  languages=list(languages)))
+        return out
+
+    def _corpus_counts(self, heads: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int, int, list[str]]]:
+        """(documents, chunks, tokens, languages) per (corpus id, revision), counted once per revision.
+
+        Documents and chunks change only with the revision (add_corpus / add_documents) or with the corpus
+        itself (delete), so the counts of a revision are cached; searches then read one small row per corpus.
+        """
+        with self._counts_lock:
+            found = {h: self._counts[h] for h in heads if h in self._counts}
+        missing = sorted({cid for cid, rev in heads if (cid, rev) not in found})
+        if missing:
+            rows = self._all("""
+                SELECT c.id, c.revision,
+                       (SELECT count(*) FROM documents d WHERE d.corpus_id = c.id),
+                       (SELECT count(*) FROM chunks k WHERE k.corpus_id = c.id),
+                       (SELECT coalesce(sum(k.token_count), 0) FROM chunks k WHERE k.corpus_id = c.id),
+                       (SELECT coalesce(list(DISTINCT d.lang ORDER BY d.lang), [])
+                          FROM documents d WHERE d.corpus_id = c.id AND d.lang IS NOT NULL)
+                FROM corpora c WHERE list_contains(?::BIGINT[], c.id)""", [missing])
+            with self._counts_lock:
+                for r in rows:
+                    value = (int(r[2]), int(r[3]), int(r[4]), list(r[5] or []))
+                    self._counts[(int(r[0]), int(r[1]))] = value
+                    found.setdefault((int(r[0]), int(r[1])), value)
+                while len(self._counts) > _COUNTS_CACHED:
+                    self._counts.pop(next(iter(self._counts)))
+        # A revision that moved on between the two statements: its newer counts are as good (they only grow).
+        by_id = {cid: v for (cid, _), v in found.items()}
+        return {h: found.get(h, by_id.get(h[0], (0, 0, 0, []))) for h in heads}
 
     def delete_corpus(self, corpus_id: int) -> None:
         """Remove a corpus with its documents and chunks (a missing id is a no-op).
@@ -144,6 +173,7 @@ class _Corpora(_Connection):
         """
         with self._transaction() as tx:
             _delete_corpora(tx, [int(corpus_id)])
+        self._forget_records()
 
     def touch_corpus(self, corpus_id: int) -> None:
         """Mark a corpus as used now (keeps a private corpus from expiring).
@@ -171,6 +201,8 @@ class _Corpora(_Connection):
                 "SELECT id FROM corpora WHERE owner IS NOT NULL AND last_used < ? ORDER BY id", [cutoff]).fetchall()]
             if ids:
                 _delete_corpora(tx, ids)
+        if ids:
+            self._forget_records()
         return ids
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from pplx_demo.errors import DemoError
+from pplx_demo.errors import Cancelled, DemoError
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +53,18 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 from exc
 
     return wrapper
+
+
+STOPPED = "Stopped. Nothing half-done was kept."
+
+
+def shown_message(exc: BaseException) -> tuple[str, str]:
+    """(text, kind) for an error shown in a tab's status area: a stop is a warning, the rest errors."""
+    if isinstance(exc, Cancelled) or "cancelled" in str(getattr(exc, "message", "")).lower():
+        return STOPPED, "warn"
+    if isinstance(exc, gr.Error):
+        return str(exc.message), "error"
+    if isinstance(exc, DemoError):
+        return app_message(exc), "error"
+    log.exception("unexpected error in a studio handler", exc_info=exc)
+    return f"Something went wrong ({type(exc).__name__}); the details are in the server log.", "error"

@@ -8,6 +8,8 @@ chunking, index building, progress) stays outside. Without `spaces` the wrappers
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -76,9 +78,17 @@ class GpuEncoder:
 
 
 def gpu_loader(hub: ModelHub) -> Callable[..., GpuEncoder]:
-    """An encoder loader over `hub` whose encoders run their forward passes as ZeroGPU tasks."""
+    """An encoder loader over `hub` whose encoders run their forward passes as ZeroGPU tasks; one wrapper
+    per loaded encoder (the same object on every call while the hub keeps that encoder)."""
+    wrappers: weakref.WeakKeyDictionary[Any, GpuEncoder] = weakref.WeakKeyDictionary()
+    lock = threading.Lock()
 
     def load(model_key: str, variant: str | None = None, runtime: str = "torch") -> GpuEncoder:
-        return GpuEncoder(hub.get(model_key, variant, runtime))  # type: ignore[arg-type]
+        encoder = hub.get(model_key, variant, runtime)  # type: ignore[arg-type]
+        with lock:
+            wrapped = wrappers.get(encoder)
+            if wrapped is None:
+                wrapped = wrappers[encoder] = GpuEncoder(encoder)
+            return wrapped
 
     return load

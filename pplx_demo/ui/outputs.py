@@ -16,17 +16,15 @@ from pplx_demo.ui.binding import unchanged
 from pplx_demo.ui.views import plural
 
 
-
-
 @dataclass
 class CorpusAdded:
     corpus_info: Any  # the handle an API caller keeps (corpus id, session key, sizes)
     corpus_status: str
-    corpus_stats: str
-    rejections: Any
-    corpus: Any
-    corpora_table: Any
-    session_key: str
+    corpus_stats: str = unchanged()
+    rejections: Any = unchanged()
+    corpus: Any = unchanged()
+    corpora_table: Any = unchanged()
+    session_key: str = unchanged()
 
 
 @dataclass
@@ -35,12 +33,23 @@ class SessionStarted:
     session_key: str
     corpus: Any
     corpora_table: Any
+    ready_status: str
+    ready_timer: Any
+
+
+@dataclass
+class ReadinessUpdate:
+    ready_status: str
+    ready_timer: Any
+    corpus: Any = unchanged()
+    corpora_table: Any = unchanged()
 
 
 @dataclass
 class ModelControls:
     model_note: str
     variant: Any
+    model_box: Any = unchanged()
     chunk_tokens: Any = unchanged()
     overlap_tokens: Any = unchanged()
     matryoshka: Any = unchanged()
@@ -51,6 +60,8 @@ class ModelControls:
     crawl_btn: Any = unchanged()
     eval_btn: Any = unchanged()
     late_btn: Any = unchanged()
+    sweep_btn: Any = unchanged()
+    scale_btn: Any = unchanged()
 
 
 @dataclass
@@ -67,17 +78,29 @@ class DatasetControls:
 class SearchResults:
     results: str
     results_json: dict
-    history: list
+
+
+@dataclass
+class EmbedDone:
+    corpus_status: str
+    embed_btn: Any = unchanged()
 
 
 @dataclass
 class EvalResults:
     eval_status: str
-    eval_tables: str
-    eval_frame: Any
-    pareto_plot: Any
-    language_plot: Any
-    last_eval: Any
+    eval_tables: str = unchanged()
+    eval_frame: Any = unchanged()
+    pareto_plot: Any = unchanged()
+    language_plot: Any = unchanged()
+
+
+@dataclass
+class SweepResults:
+    sweep_status: str
+    sweep_table: str = unchanged()
+    sweep_mult_plot: Any = unchanged()
+    sweep_bytes_plot: Any = unchanged()
 
 
 @dataclass
@@ -89,9 +112,11 @@ class CompareCharts:
 
 
 @dataclass
-class Stopped:
-    corpus_status: str
-    stop_btn: Any
+class ScaleResults:
+    scale_status: str
+    scale_table: str = unchanged()
+    scale_latency_plot: Any = unchanged()
+    scale_cost_plot: Any = unchanged()
 
 
 def progress_bridge(progress: gr.Progress | None, desc: str) -> Callable[[int, int], None] | None:
@@ -129,3 +154,8 @@ def truncation_notice(report: workflows.TruncationReport) -> str:
         f"{'was' if report.truncated == 1 else 'were'} longer than {charts.short_model_name(report.model_name)} reads "
         f"({report.budget_tokens} tokens) and cut: their ends are not searchable. Chunk the corpus smaller for this "
         "model.", "warn")
+
+
+@dataclass
+class LateChunking:
+    late_out: str

@@ -1,9 +1,11 @@
-"""Event handlers of the studio: each turns widget values into domain calls and results into views.
+"""The studio: shared state (store, models, search services, sessions, jobs) and the small handlers.
 
 No retrieval logic here: the corpus workflow is `pplx_demo.workflows`, search is `SearchService`,
-evaluation is `evaluate.runner`. This module resolves who is calling (session key), checks they may
-see the corpus, holds the heavy-work semaphore, bridges progress bars and returns small view
-dataclasses whose field names are component names (`ui/binding.py` turns them into Gradio outputs).
+evaluation is `evaluate.runner`. The handlers of each tab live in their own module (corpus, search,
+evaluate, scale) as mixins of `Studio`; this module holds what they share: who is calling (session
+key), whether they may see a corpus, the model controls, the background start-up (kernels, stand-in,
+the shared sample) and its readiness. Handlers return small view dataclasses whose field names are
+component names (`ui/binding.py` turns them into Gradio outputs).
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,38 +24,36 @@ import pandas as pd
 from pplx_demo import charts, workflows
 from pplx_demo.config import Settings
 from pplx_demo.errors import DemoError
-from pplx_demo.evaluate.beir_zip import load_beir_zip
-from pplx_demo.evaluate.contextual import DEFAULT_QUERY, contextual_demo
-from pplx_demo.evaluate.datasets import XQUAD_LANGUAGES, RetrievalDataset, load_xquad, qrels_from_file, \
-    queries_from_file
-from pplx_demo.evaluate.runner import EvalReport
-from pplx_demo.evaluate.runs import run_corpus_evaluation, run_evaluation, run_variant_pair
-from pplx_demo.index import IndexConfig, warm_up
-from pplx_demo.ingest.crawler import CrawlOptions, crawl
-from pplx_demo.ingest.worker import load_files_isolated
+from pplx_demo.evaluate.datasets import XQUAD_LANGUAGES, load_xquad
+from pplx_demo.index import warm_up
+from pplx_demo.ingest.sample import sample_queries
 from pplx_demo.models import MODELS, STAND_IN_KEY, ModelHub
+from pplx_demo.models.encoder import RUNTIME_LABELS
 from pplx_demo.models.registry import default_chunking
-from pplx_demo.search import SearchService, response_payload
+from pplx_demo.query_batcher import batching_loader
+from pplx_demo.search import SearchService
 from pplx_demo.sessions import Sessions, new_session_key
 from pplx_demo.store import Store
-from pplx_demo.throughput import ThroughputMeter, format_duration
+from pplx_demo.throughput import ThroughputMeter
 from pplx_demo.ui import about, views
-from pplx_demo.ui.choices import (AUTO_EMBED_SECONDS, CONFIG_CHOICES, DEFAULT_CONFIGS, HISTORY_RUNS, MAX_RESCORE_MULTIPLIER,
-                                  MAX_TOP_K, PAIR_CHUNK_TOKENS, SIZES, VARIANTS, DEFAULT_EVAL_QUERIES, ModelChoices,
-                                  configs_for, encoder_args, example_questions, model_key_for, variant_choices,
-                                  variant_keys_for, whole_number)
-from pplx_demo.ui.errors import user_errors
-from pplx_demo.ui.outputs import (CompareCharts, CorpusAdded, DatasetControls, EvalResults, ModelControls,
-                                  SearchResults, SessionStarted, Stopped, path_of, progress_bridge, stats_html,
-                                  truncation_notice)
-from pplx_demo.ui.eval_view import EvalView, eval_charts, eval_frame, eval_status, eval_tables
+from pplx_demo.ui.choices import (AUTO_EMBED_SECONDS, DEFAULT_CONFIGS, HISTORY_RUNS, PAIR_CHUNK_TOKENS, SIZES,
+                                  VARIANTS, ModelChoices, configs_for, encoder_args, example_questions,
+                                  model_key_for, variant_choices)
+from pplx_demo.ui.corpus_handlers import CorpusHandlers
+from pplx_demo.ui.errors import STOPPED, user_errors
+from pplx_demo.ui.evaluate_handlers import EvaluateHandlers
 from pplx_demo.ui.gpu import gpu_loader
+from pplx_demo.ui.jobs import Jobs, Readiness, SessionHistory
+from pplx_demo.ui.outputs import DatasetControls, ModelControls, ReadinessUpdate, SessionStarted, progress_bridge
+from pplx_demo.ui.scale_panel import ScalePanel
+from pplx_demo.ui.search_handlers import SearchHandlers
 from pplx_demo.ui.views import plural
 
 log = logging.getLogger(__name__)
+UNAVAILABLE = "not available here"
 
 
-class Studio:
+class Studio(CorpusHandlers, SearchHandlers, EvaluateHandlers, ScalePanel):
     """Everything the UI calls, bound to one store; one instance per app."""
 
     def __init__(self, settings: Settings, auto_embed_seconds: float = AUTO_EMBED_SECONDS) -> None:
@@ -63,36 +61,123 @@ class Studio:
         self.auto_embed_seconds = float(auto_embed_seconds)
         self.store = Store(settings.db_path)
         self.models = ModelHub(settings)
-        # Encoders come wrapped so that only their forward passes are ZeroGPU tasks.
-        self.encoder = gpu_loader(self.models)
-        self.search_service = SearchService(self.store, self.encoder, settings=settings)
+        self._loaded: set[tuple[str, str | None, str]] = set()
+        self._gpu = gpu_loader(self.models)  # only the encoders' forward passes are ZeroGPU tasks
+        # Queries of concurrent searches share forward passes (pplx_demo.query_batcher).
+        self.encoder = batching_loader(self._load, max_batch=settings.query_batch_max,
+                                       window_s=settings.query_batch_window_ms / 1000)
+        self._services: dict[str, SearchService] = {}
+        self._services_lock = threading.Lock()
         self.sessions = Sessions(self.store, settings.private_corpus_idle_s)
         self.meter = ThroughputMeter()
-        self._heavy = threading.BoundedSemaphore(max(1, settings.heavy_concurrency))
-        self._cancel: dict[str, threading.Event] = {}
-        self._cancel_lock = threading.Lock()
+        self.jobs = Jobs(settings.heavy_concurrency)
+        self.readiness = Readiness()
+        self.history = SessionHistory(HISTORY_RUNS)
         self._availability: dict[str, Any] = {}
         self._embedded: set[tuple[int, int, str, str]] = set()  # (corpus, revision, cache key, variant) ready
         self.sample_corpus_id: Any = None
-        self.sample_seconds: float | None = None  # how long the first start took to load the sample
+        self._background: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ encoders and services
+
+    def _load(self, model_key: str, variant: str | None = None, runtime: str = "torch") -> Any:
+        encoder = self._gpu(model_key, variant, runtime)
+        self._loaded.add((model_key, variant, runtime))
+        return encoder
+
+    def is_loaded(self, model_key: str, variant: str | None, runtime: str) -> bool:
+        """Whether this encoder was loaded already (loading an ONNX runtime the first time exports it)."""
+        return (model_key, variant, runtime) in self._loaded
+
+    def loader(self, runtime: str = "torch") -> Callable[..., Any]:
+        """An encoder loader `(key, variant)` for one runtime (what the domain's functions take)."""
+        return functools.partial(self.encoder, runtime=runtime)
+
+    def service(self, runtime: str = "torch") -> SearchService:
+        """The search service of one runtime (its indexes are keyed by the encoder's cache key)."""
+        with self._services_lock:
+            svc = self._services.get(runtime)
+            if svc is None:
+                svc = self._services[runtime] = SearchService(self.store, self.loader(runtime), settings=self.settings)
+            return svc
+
+    @property
+    def search_service(self) -> SearchService:
+        return self.service("torch")
 
     # ------------------------------------------------------------------ start-up
 
     def prepare(self) -> None:
-        """Compile the scan kernels, check which models are available, make sure the sample is embedded."""
-        log.info("scan kernels ready in %.1f s", warm_up(self.settings.kernels))
+        """What the page needs before it is served: which models are available here (checked in parallel)."""
         if not self._availability:
             with ThreadPoolExecutor(max_workers=len(MODELS)) as pool:  # hub checks time out in parallel
                 found = list(pool.map(self.models.availability, MODELS))
             self._availability = {a.key: a for a in found}
         self._sweep(force=True)
-        if self.sample_corpus_id is None:
+        found = self.store.find_corpus(workflows.SAMPLE_CORPUS_NAME, None)
+        if found is not None:
+            self.sample_corpus_id = found.id
+
+    def start_background(self) -> threading.Thread:
+        """Start the background start-up (once): kernels, the stand-in, the shared sample, a warm search."""
+        if self._background is None:
+            self._background = threading.Thread(target=self._prepare_in_background, name="studio-start-up",
+                                                daemon=True)
+            self._background.start()
+        return self._background
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self.readiness.wait(timeout)
+
+    def _prepare_in_background(self) -> None:
+        r = self.readiness
+        try:
             start = time.perf_counter()
+            r.stage("compiling the scan kernels")
+            log.info("scan kernels ready in %.1f s", warm_up(self.settings.kernels))
+            r.stage("loading the offline stand-in model")
             encoder = self.encoder(STAND_IN_KEY, "standard")
-            with self._heavy:
-                self.sample_corpus_id, _ = workflows.ensure_sample(self.store, encoder, meter=self.meter)
-            self.sample_seconds = time.perf_counter() - start
-            log.info("sample corpus ready in %.1f s", self.sample_seconds)
+            encoder.encode(["warm up"])  # the first forward pass is slow: never a user's query
+            r.stage("storing the shared sample corpus")
+            with self.jobs.heavy():
+                self.sample_corpus_id, _ = workflows.ensure_sample(self.store, encoder, embed_it=False)
+                r.stage("embedding the shared sample corpus")
+                workflows.embed(self.store, self.sample_corpus_id, encoder, meter=self.meter, progress=r.progress)
+            r.stage("warming up search")
+            info = self.store.get_corpus(self.sample_corpus_id)
+            configs = configs_for(list(DEFAULT_CONFIGS), "full", 4, self.settings.hybrid_rrf_k)
+            self.search_service.search(info.id, STAND_IN_KEY, "standard", configs, sample_queries("en", 1)[0],
+                                       10, explain=True)
+            self._embedded.add((info.id, info.revision, str(encoder.cache_key), str(encoder.variant)))
+            r.finish(f"the shared sample is ready: {plural(info.n_chunks, 'chunk')} embedded with "
+                     f"{charts.short_model_name(encoder.name)}, start-up took {time.perf_counter() - start:.1f} s")
+        except Exception as exc:  # noqa: BLE001 - shown in the page and the log; the app keeps serving
+            log.exception("start-up failed")
+            r.fail(f"{type(exc).__name__}: {exc}")
+
+    def status(self) -> dict:
+        """Start-up state: preparing (stage, progress) / ready / failed; what /status answers."""
+        return self.readiness.view().as_dict()
+
+    def readiness_html(self) -> str:
+        v = self.readiness.view()
+        if v.state == "ready":
+            return ""
+        if v.state == "failed":
+            return views.notice_html(f"Start-up failed: {v.message}. Private corpora still work; the shared "
+                                     "sample is not available.", "error")
+        done = f" ({v.done:,}/{v.total:,})" if v.total else ""
+        return views.notice_html(f"Preparing the studio: {v.stage}{done}, {v.seconds:.0f} s so far. You can look "
+                                 "around; searching the shared sample works once it is ready.", "info")
+
+    def readiness_tick(self, corpus: Any, session_key: str, request: gr.Request) -> ReadinessUpdate:
+        """Every second while preparing: the status line; once ready, the sample in the corpus list."""
+        view = ReadinessUpdate(self.readiness_html(), gr.Timer(active=self.readiness.view().state == "preparing"))
+        if self.sample_corpus_id is not None and not corpus:
+            _, owner = self._who(session_key, request)
+            view.corpus = self._corpus_dropdown(owner)
+            view.corpora_table = self._corpora_frame(owner)
+        return view
 
     # ------------------------------------------------------------------ model controls
 
@@ -102,12 +187,28 @@ class Studio:
             a = self._availability[key] = self.models.availability(key)
         return a
 
+    def size_available(self, size: str) -> bool:
+        return any(self.model_available(model_key_for(size, v)).available for v in VARIANTS)
+
     def model_choices(self, model_size: str) -> ModelChoices:
-        sizes = []
-        for label, size in SIZES:
-            ok = any(self.model_available(model_key_for(size, v)).available for v in VARIANTS)
-            sizes.append((label if ok else f"{label} (not available here)", size))
+        sizes = [(label if self.size_available(size) else f"{label} ({UNAVAILABLE})", size) for label, size in SIZES]
         return ModelChoices(sizes=sizes, variants=variant_choices(model_size))
+
+    def unavailable_sizes(self) -> list[str]:
+        return [size for _, size in SIZES if not self.size_available(size)]
+
+    def unavailable_html(self) -> str:
+        """Which models cannot be chosen here and why, with how to enable each: shown before anyone picks."""
+        lines = []
+        for key, spec in MODELS.items():
+            a = self.model_available(key)
+            if not a.available:
+                lines.append(f"<li><b>{views.esc(spec.display_name)}</b>: {views.esc(a.reason)}. To enable it: "
+                             f"{views.esc(a.how_to_enable)}.</li>")
+        if not lines:
+            return ""
+        return (f"<div class='pplx-unavailable'><p>{plural(len(lines), 'model')} {'is' if len(lines) == 1 else 'are'} "
+                f"{UNAVAILABLE} (greyed out above), and why:</p><ul>{''.join(lines)}</ul></div>")
 
     def default_model(self) -> tuple[str, str]:
         for size in ("0.6B", "4B"):
@@ -115,11 +216,16 @@ class Studio:
                 return size, "standard"
         return "stand-in", "standard"
 
-    def model_note(self, model_size: str, variant: str) -> str:
+    def model_label(self, model_size: str, variant: str, runtime: str = "torch") -> str:
+        name = charts.short_model_name(MODELS[model_key_for(model_size, variant)].display_name)
+        kind = "late chunking" if variant == "contextual" else "standard"
+        return f"Model: {name} · {kind} · {RUNTIME_LABELS.get(runtime) or 'PyTorch'}"
+
+    def model_note(self, model_size: str, variant: str, runtime: str = "torch") -> str:
         key = model_key_for(model_size, variant)
         spec, a = MODELS[key], self.model_available(key)
         if not a.available:
-            return views.notice_html(f"{spec.display_name} is not available here: {a.reason}. "
+            return views.notice_html(f"{spec.display_name} is {UNAVAILABLE}: {a.reason}. "
                                      f"To enable it: {a.how_to_enable}.", "warn")
         kind = "info" if spec.is_pplx else "warn"
         extra = "" if spec.is_pplx else " Results from it are labelled as such, never as pplx-embed."
@@ -127,17 +233,25 @@ class Studio:
             extra += (" Late chunking: each chunk is embedded in the context of its whole document"
                       + ("." if spec.is_pplx else "; this model was not trained for it, so it shows the "
                          "mechanism, not pplx-embed-context's gain."))
+        if runtime != "torch":
+            enc_key, enc_variant = encoder_args(model_size, variant)
+            first = "" if self.is_loaded(enc_key, enc_variant, runtime) else (
+                " The first use exports the model to ONNX once (a minute or more for the stand-in, much longer "
+                "for pplx-embed; progress shows meanwhile).")
+            extra += f" Runtime: {RUNTIME_LABELS[runtime]} on the CPU; its vectors are cached apart.{first}"
         return views.notice_html(f"Using {spec.display_name}: {spec.dim}-d, {spec.params} parameters "
                                  f"({a.reason}).{extra}", kind)
 
-    def chunking_for(self, model_size: str, variant: str) -> tuple[int, int, int]:
+    def chunking_for(self, model_size: str, variant: str, load: bool = True) -> tuple[int, int, int]:
         """(default chunk tokens, default overlap, largest chunk the model reads) for the controls.
 
-        Available models are asked (the window depends on the device and its settings); for one that
-        cannot be loaded here, its context capped by this machine's setting is the best guess.
+        Available models are asked (the window depends on the device and its settings) when `load` is
+        True or the model is loaded already; otherwise (the page's first layout, served before any model
+        loads) its context capped by this machine's setting is the estimate, and the studio's own check
+        refuses a chunk the model cannot read, saying why.
         """
         key, enc_variant = encoder_args(model_size, variant)
-        if self.model_available(key).available:
+        if self.model_available(key).available and (load or self.is_loaded(key, enc_variant, "torch")):
             return workflows.default_sizes(self.encoder(key, enc_variant))
         budget = min(MODELS[key].max_context, self.settings.max_tokens_cpu)
         size, overlap = default_chunking(key, variant)
@@ -153,23 +267,24 @@ class Studio:
         return (gr.update(value=size, maximum=budget),
                 gr.update(value=overlap, maximum=max(1, min(budget // 2, 1024))))
 
-    def pair_chunk_max(self, model_size: str) -> int:
+    def pair_chunk_max(self, model_size: str, load: bool = True) -> int:
         """Largest chunk the late-chunking pair may use: what both variants of the model read."""
         try:
-            return min(self.chunking_for(model_size, v)[2] for v in VARIANTS)
+            return min(self.chunking_for(model_size, v, load)[2] for v in VARIANTS)
         except DemoError:
             return PAIR_CHUNK_TOKENS
 
-    def on_model_change(self, model_size: str, variant: str) -> ModelControls:
+    def on_model_change(self, model_size: str, variant: str, runtime: str = "torch") -> ModelControls:
         ok = self.model_available(model_key_for(model_size, variant)).available
         dims = self.matryoshka_choices(model_size, variant)
-        view = ModelControls(self.model_note(model_size, variant), gr.update(choices=variant_choices(model_size)),
+        view = ModelControls(self.model_note(model_size, variant, runtime), gr.update(choices=variant_choices(model_size)),
+                             model_box=gr.Accordion(label=self.model_label(model_size, variant, runtime)),
                              matryoshka=gr.update(choices=dims, value="full"),
                              eval_dims=gr.update(choices=[d for d in dims if d[1] != "full"], value=[]))
         if ok:
             view.chunk_tokens, view.overlap_tokens = self.chunk_sliders(model_size, variant)
             view.pair_chunks = gr.update(maximum=min(512, self.pair_chunk_max(model_size)))
-        for name in ("search_btn", "ingest_btn", "crawl_btn", "eval_btn", "late_btn"):
+        for name in ("search_btn", "ingest_btn", "crawl_btn", "eval_btn", "late_btn", "sweep_btn", "scale_btn"):
             setattr(view, name, gr.update(interactive=ok))
         return view
 
@@ -201,7 +316,7 @@ class Studio:
         return self.sessions.resolve(session_key, getattr(request, "session_hash", None))
 
     def start_session(self, stored_key: Any, request: gr.Request) -> SessionStarted:
-        """On page load: reuse the key kept in this browser, or mint one."""
+        """On page load: reuse the key kept in this browser, or mint one; the start-up status."""
         key = stored_key if isinstance(stored_key, str) and stored_key else new_session_key()
         try:
             _, owner = self.sessions.resolve(key, None)
@@ -209,18 +324,22 @@ class Studio:
             key = new_session_key()
             _, owner = self.sessions.resolve(key, None)
         self._sweep()
-        return SessionStarted(key, key, self._corpus_dropdown(owner), self._corpora_frame(owner))
+        return SessionStarted(key, key, self._corpus_dropdown(owner), self._corpora_frame(owner),
+                              self.readiness_html(), gr.Timer(active=self.readiness.view().state == "preparing"))
 
     def _sweep(self, force: bool = False) -> None:
         """Delete idle private corpora (rate-limited) and drop their cached indexes."""
         for corpus_id in self.sessions.sweep(force=force) or []:
-            self.search_service.forget(corpus_id)
+            for svc in list(self._services.values()):
+                svc.forget(corpus_id)
+            self.history.forget(lambda r, cid=corpus_id: r.corpus_id == cid)
             log.info("private corpus %s expired", corpus_id)
 
     def _corpus_dropdown(self, owner: str, selected: Any = None) -> Any:
         corpora = self.store.list_corpora(owner)
-        choices = [(f"{c.name} · {plural(c.n_chunks, 'chunk')} · {'shared' if c.owner is None else 'private'}",
-                    str(c.id)) for c in corpora]
+        # The name alone (sizes and visibility are in the Corpus tab's table), so it fits; repeated names get an id.
+        seen = [c.name for c in corpora]
+        choices = [(c.name if seen.count(c.name) == 1 else f"{c.name} (#{c.id})", str(c.id)) for c in corpora]
         value = str(selected) if selected is not None else (choices[0][1] if choices else None)
         if selected is None and self.sample_corpus_id is not None:
             value = str(self.sample_corpus_id)
@@ -253,16 +372,15 @@ class Studio:
             self.store.touch_corpus(corpus_id)
         return c
 
-    def embed_button_label(self, corpus: Any, model_size: str, variant: str, session_key: str,
-                           request: gr.Request) -> Any:
-        """'Embed “my notes” now with all-MiniLM-L6-v2': the button names what it will do."""
-        try:
-            _, owner = self._who(session_key, request)
-            c = self._corpus_for(corpus, owner)
-            model = charts.short_model_name(MODELS[model_key_for(model_size, variant)].display_name)
-        except DemoError:
-            return gr.update(value="Embed the corpus chosen in Search now", interactive=False)
-        return gr.update(value=f"Embed “{c.name}” now with {model}", interactive=True)
+    def sample_preparing(self, corpus_id: int) -> bool:
+        """True while the shared sample is still being embedded at start-up."""
+        return corpus_id == self.sample_corpus_id and self.readiness.view().state == "preparing"
+
+    def preparing_message(self) -> str:
+        v = self.readiness.view()
+        done = f": {v.done:,} of {v.total:,} chunks embedded" if v.total else ""
+        return (f"The shared sample is still being prepared ({v.stage}{done}). It is ready in a few seconds; "
+                "search again then.")
 
     @user_errors
     def corpora(self, session_key: str, request: gr.Request) -> list[dict]:
@@ -275,274 +393,30 @@ class Studio:
     # ------------------------------------------------------------------ heavy work
 
     def _cancel_event(self, key: str) -> threading.Event:
-        with self._cancel_lock:
-            ev = self._cancel.get(key)
-            if ev is None or ev.is_set():
-                ev = self._cancel[key] = threading.Event()
-            return ev
+        return self.jobs.cancel_event(key)
 
-    def stop(self, session_key: str, request: gr.Request) -> Stopped:
+    def stop(self, session_key: str, request: gr.Request) -> str:
+        """Stop this session's running job (embedding, evaluation, sweep, scale run)."""
         key, _ = self._who(session_key, request)
-        with self._cancel_lock:
-            ev = self._cancel.get(key)
-        if ev is not None:
-            ev.set()
-        return Stopped(views.notice_html("Stopped. Nothing half-done was kept.", "warn"), gr.update(visible=False))
+        self.jobs.stop(key)
+        return views.notice_html(STOPPED, "warn")
 
     def _embed(self, corpus_id: int, encoder: Any, progress: gr.Progress | None,
                cancel: threading.Event | None) -> workflows.EmbedOutcome:
-        """Embed what is missing of a corpus under the heavy-work semaphore."""
-        with self._heavy:
+        """Embed what is missing of a corpus under a heavy-work slot (cancellable, with progress)."""
+        with self.jobs.heavy():
             return workflows.embed(self.store, corpus_id, encoder, meter=self.meter, cancel=cancel,
                                    progress=progress_bridge(progress, f"Embedding with {encoder.name}"))
 
-    def _plan(self, chunk_tokens: Any, overlap_tokens: Any, encoder: Any) -> workflows.ChunkingPlan:
-        size = None if chunk_tokens in (None, "") else whole_number(chunk_tokens, "chunk size", 1, 10**6)
-        overlap = None if overlap_tokens in (None, "") else whole_number(overlap_tokens, "overlap", 0, 10**6)
-        return workflows.plan_chunking(encoder, size, overlap)
-
-    def _add_corpus(self, name: str, documents: list[Any], problems: list[tuple[str, str]], source: str,
-                    encoder: Any, plan: workflows.ChunkingPlan, key: str, owner: str,
-                    progress: gr.Progress | None, cancel: threading.Event) -> CorpusAdded:
-        built = workflows.build_corpus(self.store, name, documents, encoder, plan, owner=owner, source=source,
-                                       progress=progress_bridge(progress, "Chunking"), cancel=cancel)
-        problems = problems + built.rejected
-        stats = built.stats
-        estimate = self.meter.estimate(encoder, stats.tokens)
-        model = charts.short_model_name(encoder.name)
-        added = (f"Added “{name}”: {plural(stats.documents, 'document')}, {plural(stats.chunks, 'chunk')}"
-                 + (f"; {plural(len(problems), 'file or page', 'files or pages')} not loaded" if problems else "")
-                 + ".")
-        truncated = 0
-        if estimate.seconds <= self.auto_embed_seconds:
-            outcome = self._embed(built.corpus_id, encoder, progress, cancel)
-            truncated = outcome.truncated
-            status = views.notice_html(f"{added} Embedded with {model} in {outcome.seconds:.1f} s "
-                                       f"(estimated {format_duration(estimate.seconds)}).")
-            status += truncation_notice(outcome.truncation)
-        else:
-            t = estimate.throughput
-            status = views.notice_html(
-                f"{added} Embedding its {plural(stats.tokens, 'token')} with {model} will take about "
-                f"{format_duration(estimate.seconds)} (measured {t.tokens_per_s:,.0f} tokens/s on this machine, "
-                f"{t.source}). Press “Embed “{name}” now”, or search it: the first search embeds it.", "warn")
-        handle = {"corpus_id": built.corpus_id, "session_key": key, "name": name, "documents": stats.documents,
-                  "chunks": stats.chunks, "tokens": stats.tokens, "languages": stats.languages,
-                  "model": encoder.name, "chunk_tokens": plan.chunk_tokens, "overlap_tokens": plan.overlap_tokens,
-                  "estimated_embedding_seconds": round(estimate.seconds, 2), "truncated": truncated,
-                  "rejected": [{"name": n, "reason": r} for n, r in problems]}
-        frame = pd.DataFrame(problems, columns=["file / page", "why it was not loaded"])
-        return CorpusAdded(handle, status, stats_html(name, stats, encoder.name, plan), frame,
-                           self._corpus_dropdown(owner, built.corpus_id), self._corpora_frame(owner), key)
-
-    # ------------------------------------------------------------------ API endpoints
-
-    @user_errors
-    def ingest(self, files: list[str] | None, corpus_name: str | None = None, model_size: str = "stand-in",
-               variant: str = "standard", chunk_tokens: float | None = None, overlap_tokens: float | None = None,
-               session_key: str | None = None, request: gr.Request = None,
-               progress: gr.Progress = gr.Progress()) -> CorpusAdded:
-        """Upload files into a new private corpus (chunked with the chosen model's tokenizer and embedded)."""
-        key, owner = self._who(session_key, request)
-        encoder = self.encoder(*encoder_args(model_size, variant))
-        plan = self._plan(chunk_tokens, overlap_tokens, encoder)
-        paths = [path_of(f) for f in (files or [])]
-        if not paths:
-            raise DemoError("Choose at least one file to upload.", field="files")
-        names = [Path(p).name for p in paths]
-        report = load_files_isolated(paths, self.settings, display_names=names)  # parsed in a worker process
-        problems = [(r.name, r.reason) for r in report.rejected]
-        if not report.documents:
-            detail = "; ".join(f"{n}: {r}" for n, r in problems[:5]) or "no text found"
-            raise DemoError(f"No document could be read ({detail}).", field="files")
-        name = (corpus_name or "").strip() or (names[0] if len(names) == 1 else f"{len(names)} uploaded files")
-        return self._add_corpus(name, report.documents, problems, "upload", encoder, plan, key, owner, progress,
-                                self._cancel_event(key))
-
-    @user_errors
-    def crawl(self, url: str, max_pages: float = 20, max_depth: float = 1, same_host: bool = True,
-              corpus_name: str | None = None, model_size: str = "stand-in", variant: str = "standard",
-              chunk_tokens: float | None = None, overlap_tokens: float | None = None, session_key: str | None = None,
-              request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> CorpusAdded:
-        """Crawl a site (within the limits) into a new private corpus."""
-        key, owner = self._who(session_key, request)
-        encoder = self.encoder(*encoder_args(model_size, variant))
-        plan = self._plan(chunk_tokens, overlap_tokens, encoder)
-        urls = [u for u in (url or "").split() if u]
-        pages = whole_number(max_pages, "max_pages", 1, self.settings.crawl_max_pages)
-        depth = whole_number(max_depth, "max_depth", 0, self.settings.crawl_max_depth)
-        options = CrawlOptions.from_settings(self.settings, max_pages=pages, max_depth=depth, same_host=bool(same_host))
-        cancel = self._cancel_event(key)
-        report = crawl(urls, options, progress=progress_bridge(progress, "Crawling"), cancel=cancel)
-        problems = list(report.failed) + list(report.skipped)
-        if report.stopped:
-            problems.insert(0, ("(crawl)", f"stopped early: {report.stopped}"))
-        if not report.documents:
-            detail = "; ".join(f"{u}: {r}" for u, r in problems[:3]) or "no pages with text"
-            setting, _ = next(iter(report.hints.values()), (None, None))  # what would let a refused page in
-            raise DemoError(f"The crawl found no documents ({detail}).", field="url", setting=setting)
-        name = (corpus_name or "").strip() or urls[0]
-        return self._add_corpus(name, report.documents, problems, "crawl", encoder, plan, key, owner, progress,
-                                cancel)
-
-    @user_errors
-    def embed(self, corpus: str, model_size: str = "stand-in", variant: str = "standard",
-              session_key: str | None = None, request: gr.Request = None,
-              progress: gr.Progress = gr.Progress()) -> str:
-        """Embed a corpus with the chosen model now (otherwise the first search does it)."""
-        key, owner = self._who(session_key, request)
-        c = self._corpus_for(corpus, owner)
-        encoder = self.encoder(*encoder_args(model_size, variant))
-        outcome = self._embed(c.id, encoder, progress, self._cancel_event(key))
-        model = charts.short_model_name(encoder.name)
-        if not outcome.embedded:
-            return views.notice_html(f"“{c.name}” was already embedded with {model}.")
-        return (views.notice_html(f"“{c.name}”: embedded {plural(outcome.embedded, 'chunk')} with {encoder.name} in "
-                                  f"{outcome.seconds:.1f} s.") + truncation_notice(outcome.truncation))
-
-    @user_errors
-    def search(self, corpus: str, query: str, model_size: str = "stand-in", variant: str = "standard",
-               configurations: list[str] | None = None, top_k: float = 10, rescore_multiplier: float = 4,
-               matryoshka: str = "full", session_key: str | None = None, history: list | None = None,
-               request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> SearchResults:
-        """Search one corpus with every ticked configuration; one ranked column per configuration."""
-        key, owner = self._who(session_key, request)
-        c = self._corpus_for(corpus, owner)
-        if not (query or "").strip():
-            raise DemoError("Type a query first.", field="query")
-        k = whole_number(top_k, "top_k", 1, MAX_TOP_K)
-        mult = whole_number(rescore_multiplier, "rescore_multiplier", 1, MAX_RESCORE_MULTIPLIER)
-        configs = configs_for(list(DEFAULT_CONFIGS) if configurations is None else configurations, matryoshka, mult)
-        model_key, enc_variant = encoder_args(model_size, variant)
-        encoder = self.encoder(model_key, enc_variant)
-        ready = (c.id, c.revision, str(encoder.cache_key), str(encoder.variant))
-        outcome = None
-        if ready not in self._embedded:  # first search of this corpus with this model: may embed (heavy, stoppable)
-            outcome = self._embed(c.id, encoder, progress, self._cancel_event(key))
-            self._embedded.add(ready)
-        response = self.search_service.search(c.id, model_key, enc_variant, configs, query.strip(), k)
-        if outcome is not None and outcome.embedded:
-            response = replace(response, embedded_now=outcome.embedded, truncated_now=outcome.truncated)
-        runs = list(history or [])[-(HISTORY_RUNS - 1):] + [response]
-        html = views.results_html(response, query, "float32", self._search_notices(response, encoder, configs))
-        return SearchResults(html, response_payload(response), runs)
-
-    def _search_notices(self, response: Any, encoder: Any, configs: list[IndexConfig]) -> list[tuple[str, str]]:
-        notices = []
-        model = charts.short_model_name(encoder.name)
-        if response.embedded_now:
-            notices.append((f"This search first embedded {plural(response.embedded_now, 'chunk')} of the corpus with "
-                            f"{model} (done once; later searches reuse them).", "info"))
-        if response.truncated_now:
-            report = workflows.truncation_report(encoder, response.truncated_now, response.embedded_now)
-            notices.append((f"{plural(report.truncated, 'chunk')} of this corpus "
-                            f"{'is' if report.truncated == 1 else 'are'} longer than {model} reads "
-                            f"({report.budget_tokens} tokens) and were cut: their ends are not searchable.", "warn"))
-        truncated_dims = sorted({cfg.dim for cfg in configs if cfg.dim is not None and cfg.dim < encoder.dim})
-        if truncated_dims and not encoder.is_pplx:
-            notices.append((f"{model} was not trained for Matryoshka truncation: at "
-                            f"{', '.join(str(d) for d in truncated_dims)} of its {encoder.dim} dimensions these "
-                            "columns show what cutting a vector does to a model without that training, not what "
-                            "pplx-embed (trained for it) does.", "warn"))
-        return notices
-
-    def compare_charts(self, history: list | None, last_eval: Any) -> CompareCharts:
-        runs = list(history or [])
-        last = runs[-1] if runs else None
-        quality = last_eval.points() if last_eval is not None else []
-        frontier = last_eval.frontier() if last_eval is not None else []
-        return CompareCharts(charts.latency_figure(runs), charts.storage_figure(last),
-                             charts.quality_bytes_figure(quality, "ndcg@10", frontier),
-                             charts.score_distribution_figure(last))
-
-    @user_errors
-    def evaluate(self, dataset: str = "xquad", languages: list[str] | None = None,
-                 query_language: str | None = None, beir_zip: str | None = None, queries_file: str | None = None,
-                 qrels_file: str | None = None, max_queries: float = DEFAULT_EVAL_QUERIES,
-                 model_size: str = "stand-in", variant: str = "standard", configurations: list[str] | None = None,
-                 matryoshka_sizes: list[str] | None = None, late_chunking_pair: bool = False,
-                 pair_chunk_tokens: float = PAIR_CHUNK_TOKENS, corpus: str | None = None,
-                 session_key: str | None = None, request: gr.Request = None,
-                 progress: gr.Progress = gr.Progress()) -> EvalResults:
-        """Quality of every ticked configuration on labelled data: XQuAD (the default; needs no files),
-        an uploaded BEIR zip, or a corpus of yours with uploaded queries and qrels. With
-        `late_chunking_pair`, the same chunks are also embedded with late chunking."""
-        key, owner = self._who(session_key, request)
-        model_key, enc_variant = encoder_args(model_size, variant)
-        names = list(CONFIG_CHOICES) if configurations is None else [str(n) for n in configurations]
-        dims: list[str | None] = ["full", *[d for d in (matryoshka_sizes or []) if d != "full"]]
-        configs = list(dict.fromkeys(c for d in dims for c in configs_for(names, d, 4)))
-        n = whole_number(max_queries, "max_queries", 1, self.max_queries_for(dataset, languages or ["en"]))
-        bridge = progress_bridge(progress, "Embedding the evaluation data")
-        cancel = self._cancel_event(key)
-        common = dict(progress=bridge, encoder_loader=self.encoder, kernels=self.settings.kernels, cancel=cancel)
-        pair_chunking = None
-        if late_chunking_pair:
-            size = whole_number(pair_chunk_tokens, "pair_chunk_tokens", 8, 10**6)
-            workflows.plan_chunking(self.encoder(*variant_keys_for(model_size)[1]), size, 0)  # one clear error
-            pair_chunking = (size, 0)
-        available: dict[str, int] = {}
-        reports: list[EvalReport] = []
-
-        def run(data: RetrievalDataset, **kwargs: Any) -> None:
-            if pair_chunking is None:
-                reports.append(run_evaluation(self.store, data, model_key, enc_variant, configs, **common, **kwargs))
-            else:
-                (standard_key, _), _ = variant_keys_for(model_size)
-                reports.extend(run_variant_pair(self.store, data, standard_key, configs, chunking=pair_chunking,
-                                                **common, **kwargs))
-
-        with self._heavy:
-            if dataset == "xquad":
-                langs = ["en"] if languages is None else list(languages)
-                if not langs:
-                    raise DemoError("Tick at least one XQuAD language.", field="languages")
-                qlang = None if query_language in (None, "", "same as corpus") else query_language
-                for lang in langs:
-                    full = load_xquad(lang, qlang)
-                    available[full.name] = len(full.judged_queries())
-                    run(full.sample(n))
-            elif dataset == "beir":
-                if not beir_zip:
-                    raise DemoError("Upload a BEIR folder as a zip (corpus.jsonl, queries.jsonl, qrels/test.tsv).",
-                                    field="beir_zip")
-                full = load_beir_zip(path_of(beir_zip), self.settings)
-                available[full.name] = len(full.judged_queries())
-                run(full.sample(n), owner=owner)
-            elif dataset == "corpus":
-                c = self._corpus_for(corpus, owner)
-                if not queries_file or not qrels_file:
-                    raise DemoError("Upload a queries file (jsonl or tsv) and a qrels file (tsv) for this corpus.",
-                                    field="queries_file")
-                queries = queries_from_file(path_of(queries_file), limits=self.settings)
-                qrels = qrels_from_file(path_of(qrels_file))
-                keys = [(model_key, enc_variant)] if pair_chunking is None else list(variant_keys_for(model_size))
-                for key_, var in keys:
-                    reports.append(run_corpus_evaluation(self.store, c.id, queries, qrels, key_, var, configs,
-                                                         owner=owner, **common))
-            else:
-                raise DemoError(f"Unknown labelled data {dataset!r}: use 'xquad', 'beir' or 'corpus'.",
-                                field="dataset")
-        quality, per_language = eval_charts(reports)
-        return EvalResults(eval_status(reports, available), eval_tables(reports, available), eval_frame(reports),
-                           quality, per_language, EvalView(reports))
-
-    @user_errors
-    def late_chunking_demo(self, query: str = DEFAULT_QUERY, model_size: str = "stand-in",
-                           request: gr.Request = None) -> str:
-        """The Berlin article's sentences ranked for `query` with independent chunks and with late chunking."""
-        (standard_key, _), _ = variant_keys_for(model_size)
-        for key, _ in variant_keys_for(model_size):
-            a = self.model_available(key)
-            if not a.available:
-                raise DemoError(f"{MODELS[key].display_name} is not available here: {a.reason}. "
-                                f"To enable it: {a.how_to_enable}.", field="model_size")
-        with self._heavy:
-            demo = contextual_demo(self.store, standard_key, (query or "").strip(), encoder_loader=self.encoder)
-        caveat = "" if MODELS[standard_key].is_pplx else (
-            f"{charts.short_model_name(demo.model_name)} was not trained for late chunking (pplx-embed-context-v1 "
-            "is): this shows the mechanism, not pplx-embed's gain.")
-        return views.contextual_html(demo, caveat)
+    def _encoder_with_notice(self, model_key: str, variant: str | None, runtime: str,
+                             progress: gr.Progress | None) -> Any:
+        """Load an encoder; the first ONNX use exports the model, so say so in the progress bar meanwhile.
+        No runtime given (an API caller leaving it out) means torch, the default."""
+        runtime = runtime or "torch"
+        if runtime != "torch" and not self.is_loaded(model_key, variant, runtime) and progress is not None:
+            progress(0.0, desc=f"Loading {MODELS[model_key].display_name} on {RUNTIME_LABELS[runtime]}: the "
+                               "first use exports it to ONNX (once; a minute or more)")
+        return self.encoder(model_key, variant, runtime)
 
     # ------------------------------------------------------------------ texts
 

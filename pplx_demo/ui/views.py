@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pplx_demo.charts import colour_for
-from pplx_demo.storage import human_bytes
 
 SNIPPET_CHARS = 260
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -110,89 +109,6 @@ def movement(rank: int, baseline_rank: int | None, is_baseline: bool) -> tuple[s
     return "down", f"▼{rank - baseline_rank}", f"#{baseline_rank} in float32: moved down"
 
 
-STAGE_NAMES = {"search": "search", "rescore": "rescore", "fetch_text": "fetch text"}
-
-
-def _timings_html(timings: Mapping[str, float]) -> str:
-    """Per-stage latency; 'build' (first use of a configuration) is shown apart, as it is not per query."""
-    parts = [f"<span>{esc(STAGE_NAMES.get(stage, stage))} <b>{ms:.1f}</b> ms</span>"
-             for stage, ms in timings.items() if stage not in ("total", "build")]
-    total = timings.get("total", sum(v for k, v in timings.items() if k != "build"))
-    parts.append(f"<span class='total'>total <b>{total:.1f}</b> ms</span>")
-    if "build" in timings:
-        parts.append(f"<span title='one-off: building this index on first use'>(index built in "
-                     f"{timings['build']:.1f} ms)</span>")
-    return "".join(parts)
-
-
-def _stat(name: str, value: str, tip: str = "") -> str:
-    return f"<div class='stat' title='{esc(tip)}'><span>{esc(name)}</span><b>{esc(value)}</b></div>"
-
-
-def _fmt_opt(x: float | None, spec: str = ".2f") -> str:
-    return "–" if x is None else format(x, spec)
-
-
-def column_html(column: Any, model_name: str, terms: Sequence[str], colour: str, is_baseline: bool) -> str:
-    """One result column: header (config, true model name, storage and agreement), timings, hits."""
-    st = column.storage
-    ratio = getattr(st, "ratio_vs_float32", None)  # bytes relative to full-size float32 (< 1: smaller)
-    if is_baseline or not ratio:
-        smaller = "reference"
-    else:
-        times = 1.0 / ratio
-        smaller = f"{times:.0f}x smaller" if times >= 10 else f"{times:.1f}x smaller" if times > 1 else \
-            f"{ratio:.1f}x larger" if ratio > 1 else "same"
-    head = (f"<div class='pplx-col-head' style='border-top-color:{colour}'>"
-            f"<div class='pplx-col-label'>{esc(column.label)}</div>"
-            f"<div class='pplx-col-model' title='model that produced this column'>{esc(model_name)}</div>"
-            "<div class='pplx-stats'>"
-            + _stat("bytes/vector", f"{st.bytes_per_vector:,}")
-            + _stat("index", human_bytes(st.index_nbytes), "measured size of this index in memory")
-            + _stat("size", smaller, "bytes per vector relative to full-size float32 (per-row norms and "
-                    "padding included)")
-            + _stat("overlap@k", "–" if is_baseline else _fmt_opt(column.overlap_at_k),
-                    "share of the float32 top-k also found here")
-            + _stat("rank corr.", "–" if is_baseline else _fmt_opt(getattr(column, "rank_correlation", None)),
-                    "Spearman rank correlation with the float32 column over the hits both found; shown only "
-                    "when they share at least 5 hits")
-            + "</div>"
-            f"<div class='pplx-timings'>{_timings_html(column.timings_ms)}</div></div>")
-    items = []
-    for hit in column.hits:
-        cls, badge, tip = movement(hit.rank, hit.baseline_rank, is_baseline)
-        href = safe_href(getattr(hit, "uri", None))
-        title = esc(hit.title or hit.uri or "untitled")
-        title_html = (f"<a href='{esc(href)}' target='_blank' rel='noopener noreferrer nofollow'>{title}</a>"
-                      if href else f"<span>{title}</span>")
-        badge_html = f"<span class='move {cls}' title='{esc(tip)}'>{esc(badge)}</span>" if badge else ""
-        items.append("<li class='pplx-hit'>"
-                     f"<div class='pplx-hit-top'><span class='rank'>#{hit.rank}</span>"
-                     f"<span class='score' title='score'>{hit.score:.4f}</span>{badge_html}"
-                     f"<span class='title'>{title_html}</span></div>"
-                     f"<div class='snippet'>{highlight(snippet_window(hit.text, terms), terms)}</div></li>")
-    body = "".join(items) if items else "<li class='pplx-empty'>no results</li>"
-    return (f"<div class='pplx-col' data-config='{esc(column.label)}'>{head}"
-            f"<ol class='pplx-hits'>{body}</ol></div>")
-
-
-def results_html(response: Any, query: str, baseline_label: str | None = None,
-                 notices: Sequence[tuple[str, str]] = ()) -> str:
-    """Side-by-side columns, one per configuration, for a SearchResponse; `notices` are
-    (text, kind) lines shown above them (caveats, truncation)."""
-    terms = query_terms(query)
-    labels = [c.label for c in response.columns]
-    baseline = baseline_label if baseline_label is not None else (labels[0] if labels else None)
-    cols = [column_html(c, response.model_name, terms, colour_for(c.config), c.label == baseline)
-            for c in response.columns]
-    head = "".join(notice_html(text, kind) for text, kind in notices)
-    embed = getattr(response, "embed_query_ms", None)
-    shared = (f"<div class='pplx-shared-timing'>embed query <b>{embed:.1f}</b> ms · once for every column, with "
-              f"{esc(response.model_name)}</div>") if embed is not None else ""
-    return (head + shared + f"<div class='pplx-results' style='--pplx-cols:{max(1, len(cols))}'>" + "".join(cols)
-            + "</div>")
-
-
 def notice_html(text: str, kind: str = "info") -> str:
     """A small boxed message ('info', 'warn' or 'error'); `text` is escaped."""
     return f"<div class='pplx-notice {esc(kind)}'>{esc(text)}</div>"
@@ -212,7 +128,7 @@ def stats_html(title: str, stats: Mapping[str, Any]) -> str:
 # Columns of the evaluation table: (key in runner.report_rows, header, number format)
 EVAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("configuration", "configuration", ""), ("model", "model", ""), ("variant", "variant", ""),
-    ("ndcg@10", "nDCG@10", ".2f"), ("ndcg@10 % of float32", "% of float32", ".1f"),
+    ("ndcg@10", "nDCG@10", ".2f"), ("pct_ci", "nDCG@10 % of float32 [95% interval]", ">"),
     ("recall@10", "Recall@10", ".2f"), ("recall@100", "Recall@100", ".2f"), ("mrr@10", "MRR@10", ".2f"),
     ("bytes_per_vector", "bytes / vector", ",d"), ("search_ms", "ms / query", ".3f"),
 )
@@ -221,6 +137,8 @@ EVAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
 def _cell(value: Any, spec: str) -> str:
     if value is None or value == "":
         return "–"
+    if spec == ">":  # text aligned as a number (a value with its interval)
+        return esc(value)
     if spec:
         try:
             return format(int(value) if spec.endswith("d") else float(value), spec)
