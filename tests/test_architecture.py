@@ -81,3 +81,19 @@ def test_no_module_is_a_warehouse():
     sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
              for p in (ROOT / "pplx_demo").rglob("*.py")}
     assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+# Settings are read once, at the entry points (app.py, the CLI's main) and passed down; only config.py reads
+# the environment. distributed.py may *set* a Ray variable for the worker processes it starts.
+_ENV_READERS = {"pplx_demo/config.py", "pplx_demo/cli/__init__.py"}
+
+
+def test_settings_are_read_only_at_the_entry_points():
+    import re
+
+    reads = re.compile(r"os\.environ\.get|os\.getenv|os\.environ\[|Settings\.from_env\(")
+    found = {p.relative_to(ROOT).as_posix(): n for p in (ROOT / "pplx_demo").rglob("*.py")
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if reads.search(line.split("#", 1)[0])}
+    assert {name: n for name, n in found.items() if name not in _ENV_READERS} == {}
+    assert "pplx_demo/cli/__init__.py" in found  # the rule sees the CLI's one read (it cannot pass vacuously)

@@ -13,13 +13,12 @@ from pplx_demo.evaluate.datasets import RetrievalDataset, load_beir
 from pplx_demo.ingest.archive import UnusableInput, check_archive, entry_problem, is_ignored_entry, read_entry
 
 
-def load_beir_zip(path: str | Path, settings: Settings | None = None, split: str = "test") -> RetrievalDataset:
+def load_beir_zip(path: str | Path, settings: Settings, split: str = "test") -> RetrievalDataset:
     """Read corpus.jsonl, queries.jsonl and qrels/<split>.tsv from a zip (at its top or in one folder).
 
     Upload limits apply: Settings.max_documents, max_queries and max_chars_per_document (a DemoError
     names the one exceeded), besides the archive guards.
     """
-    settings = settings or Settings.from_env()
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
