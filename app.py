@@ -18,6 +18,11 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("PPLX_DEMO_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    # Gradio's queue rebuilds a pandas table of its last 10,000 events after every event, for its monitoring
+    # page (gradio/queueing.py, compute_analytics_summary): under load that cost more than a search itself.
+    # Recompute it every 500 events over the last 2,000 instead, unless the operator chose otherwise.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
     studio = Studio(settings)
     demo = build_app(settings, studio)
     # Listen on every interface only where that is the point (a Space, a container that asks for it).

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -77,9 +78,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def call(client: httpx.Client, base: str, api: str, data: list, timeout: float = 120.0) -> list:
-    """One call of a named endpoint through Gradio's REST route; the outputs, or RuntimeError with its message."""
-    r = client.post(f"{base}gradio_api/call/{api}", json={"data": data}, timeout=timeout)
+def call(client: httpx.Client, base: str, api: str, data: list, timeout: float = 120.0,
+         session_hash: str | None = None) -> list:
+    """One call of a named endpoint through Gradio's REST route; the outputs, or RuntimeError with its message.
+
+    `session_hash`: the client's Gradio session (as a browser tab or a `gradio_client.Client` keeps one);
+    None starts a new session per call, which costs the server a copy of every component's config."""
+    body: dict = {"data": data}
+    if session_hash is not None:
+        body["session_hash"] = session_hash
+    r = client.post(f"{base}gradio_api/call/{api}", json=body, timeout=timeout)
     r.raise_for_status()
     event_id = r.json()["event_id"]
     event, payload = "", ""
@@ -120,14 +128,18 @@ def sample_corpus_id(base: str) -> str:
     return str(next(c["corpus_id"] for c in corpora if c["shared"]))
 
 
-def run_load(base: str, clients: int, searches: int, corpus: str) -> LoadResult:
-    """`clients` threads x `searches` searches each, all started together; latency per search."""
+def run_load(base: str, clients: int, searches: int, corpus: str, sessions: bool = True) -> LoadResult:
+    """`clients` threads x `searches` searches each, all started together; latency per search.
+
+    With `sessions` each client keeps one Gradio session for all its searches (a browser tab, a
+    gradio_client.Client); without, every search opens a new one (bare HTTP calls with no session_hash)."""
     questions = [q for lang in STARTER_LANGUAGES for q in sample_queries(lang, 40)]
     result = LoadResult(clients, searches)
     lock = threading.Lock()
     barrier = threading.Barrier(clients + 1)
 
     def client_loop(i: int) -> None:
+        session = secrets.token_hex(8) if sessions else None
         with httpx.Client(limits=httpx.Limits(max_connections=2)) as client:
             barrier.wait()
             for j in range(searches):
@@ -135,7 +147,7 @@ def run_load(base: str, clients: int, searches: int, corpus: str) -> LoadResult:
                 t0 = time.perf_counter()
                 try:
                     call(client, base, "search", [corpus, query, "stand-in", "standard", CONFIGS, 10, 4, "full", "", "torch",
-                         False])
+                         False], session_hash=session)
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
                     with lock:
                         result.errors.append(f"{type(exc).__name__}: {exc}")
@@ -168,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searches", type=int, default=20, help="searches per client")
     parser.add_argument("--warm", type=int, default=2, help="untimed searches first (per client)")
     parser.add_argument("--ready-timeout", type=float, default=600.0)
+    parser.add_argument("--new-session-per-search", action="store_true",
+                        help="send no session_hash: every search opens a new Gradio session (worst case)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
@@ -192,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"studio ready after {ready:.1f} s at {base}", flush=True)
         corpus = sample_corpus_id(base)
         if args.warm:
-            run_load(base, args.clients, args.warm, corpus)
-        result = run_load(base, args.clients, args.searches, corpus)
+            run_load(base, args.clients, args.warm, corpus, not args.new_session_per_search)
+        result = run_load(base, args.clients, args.searches, corpus, not args.new_session_per_search)
     finally:
         if proc is not None:
             proc.terminate()

@@ -95,6 +95,23 @@ def test_add_documents_appends_in_order_and_bumps_revision(store):
         store.add_documents(9999, more_docs, more_chunks)
 
 
+def test_a_cached_corpus_row_follows_every_write(store):
+    docs, chunks = make_docs(2)
+    cid = store.add_corpus("c", docs, chunks, owner="alice")
+    first = store.get_corpus(cid)
+    assert store.get_corpus(cid) == first  # the cached row reads the same
+    more_docs, more_chunks = make_docs(1, prefix="more")
+    store.add_documents(cid, more_docs, more_chunks)
+    grown = store.get_corpus(cid)
+    assert (grown.revision, grown.n_documents, grown.n_chunks) == (1, 3, 6)
+    time.sleep(0.01)
+    store.touch_corpus(cid)  # a touch kept in memory still shows
+    assert store.get_corpus(cid).last_used > grown.last_used
+    store.delete_corpus(cid)
+    with pytest.raises(DemoError, match="does not exist"):
+        store.get_corpus(cid)
+
+
 def test_visibility_of_shared_and_private_corpora(store):
     docs, chunks = make_docs(1)
     shared = store.add_corpus("sample", docs, chunks, source="sample")

@@ -50,6 +50,11 @@ class _Connection:
         self._records: OrderedDict[int, ChunkRecord] = OrderedDict()
         self._records_lock = threading.Lock()
         self._records_generation = 0
+        # Every committed write bumps this; rows of `corpora` read at one generation stay valid until the next.
+        self._write_generation = 0
+        self._corpus_rows: dict[int, tuple] = {}
+        self._corpus_rows_generation = 0
+        self._corpus_rows_lock = threading.Lock()
         self._closed = False
         try:
             self._migrate()
@@ -94,6 +99,7 @@ class _Connection:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+            self._write_generation += 1  # under the writer lock: cached corpus rows are stale from here
             for corpus_id, when in touches.items():  # keep touches that arrived meanwhile
                 self._touch_written[corpus_id] = when
                 if self._pending_touches.get(corpus_id) == when:

@@ -22,6 +22,8 @@ _BATCH_DOCUMENTS = 500  # documents per insert statement (chunks follow their do
 # Where a corpus came from; "evaluation" corpora are the datasets evaluation runs store for themselves.
 SOURCES = ("upload", "crawl", "sample", "evaluation", "builtin")  # builtin: the late-chunking demo article
 USER_SOURCES = ("upload", "crawl", "sample")
+_CORPUS_SELECT = ("SELECT c.id, c.name, c.owner, c.source, c.chunking, c.created, c.last_used, c.revision "
+                  "FROM corpora c")
 
 
 class _Corpora(_Connection):
@@ -95,11 +97,27 @@ class _Corpora(_Connection):
                 _insert_frame(tx, "chunks", chunk_frame)
 
     def get_corpus(self, corpus_id: int) -> CorpusInfo:
-        """A corpus' info; DemoError if it does not exist."""
-        infos = self._corpus_infos("c.id = ?", [int(corpus_id)])
-        if not infos:
-            raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
-        return infos[0]
+        """A corpus' info; DemoError if it does not exist.
+
+        Every search asks for its corpus, so the row is cached until the next committed write of this
+        process (the only writer of the file: DuckDB lets one process open it for writing).
+        """
+        cid = int(corpus_id)
+        generation = self._write_generation
+        with self._corpus_rows_lock:
+            if self._corpus_rows_generation != generation:
+                self._corpus_rows.clear()
+                self._corpus_rows_generation = generation
+            row = self._corpus_rows.get(cid)
+        if row is None:
+            rows = self._all(f"{_CORPUS_SELECT} WHERE c.id = ?", [cid])
+            if not rows:
+                raise DemoError(f"corpus {corpus_id} does not exist (it may have been deleted or expired)")
+            row = rows[0]
+            with self._corpus_rows_lock:
+                if self._corpus_rows_generation == generation == self._write_generation:
+                    self._corpus_rows[cid] = row
+        return self._infos_from_rows([row])[0]
 
     def find_corpus(self, name: str, owner: str | None = None) -> CorpusInfo | None:
         """The corpus with exactly this name and owner (None = shared), or None."""
@@ -122,9 +140,9 @@ class _Corpora(_Connection):
         return info
 
     def _corpus_infos(self, where: str, params: list[Any]) -> list[CorpusInfo]:
-        rows = self._all(f"""
-            SELECT c.id, c.name, c.owner, c.source, c.chunking, c.created, c.last_used, c.revision
-            FROM corpora c WHERE {where} ORDER BY c.id""", params)
+        return self._infos_from_rows(self._all(f"{_CORPUS_SELECT} WHERE {where} ORDER BY c.id", params))
+
+    def _infos_from_rows(self, rows: list[tuple]) -> list[CorpusInfo]:
         counts = self._corpus_counts([(int(r[0]), int(r[7])) for r in rows])
         pending = dict(self._pending_touches)
         out = []
