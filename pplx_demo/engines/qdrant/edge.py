@@ -17,8 +17,8 @@ import numpy as np
 
 from pplx_demo.engines import QDRANT_FAMILY
 from pplx_demo.engines.qdrant.plan import (
-    Progress, QdrantOptions, QdrantPlan, Stage, check_corpus, check_queries, config_slug, hits_from_points,
-    plan_for, point_vectors, query_coords, upload)
+    PlannedIndex, Progress, QdrantOptions, QdrantPlan, Stage, check_corpus, check_queries, config_slug,
+    hits_from_points, plan_for, point_vectors, query_coords, upload)
 from pplx_demo.errors import DemoError
 from pplx_demo.index import IndexConfig, SearchHits
 
@@ -149,10 +149,8 @@ def _allocated_bytes(path: Path) -> int:
     return total
 
 
-class QdrantEdgeIndex:
+class QdrantEdgeIndex(PlannedIndex):
     """One configuration in a Qdrant Edge shard; point id = row index in the built matrix."""
-
-    family = QDRANT_FAMILY
 
     def __init__(self, shard: Any, path: Path, plan: QdrantPlan, n: int, timings: dict[str, float],
                  tmp: tempfile.TemporaryDirectory | None) -> None:
@@ -161,14 +159,6 @@ class QdrantEdgeIndex:
         self._tmp = tmp
         self._closed = False
         self._finalizer = weakref.finalize(self, _close_shard, shard, tmp)
-
-    @property
-    def config(self) -> IndexConfig:
-        return self.plan.config
-
-    @property
-    def dim(self) -> int:
-        return self.plan.dim
 
     @property
     def engine(self) -> str:

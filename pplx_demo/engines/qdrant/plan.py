@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from pplx_demo.engines import QDRANT_FAMILY
 from pplx_demo.errors import DemoError
 from pplx_demo.index import IndexConfig
 
@@ -265,3 +266,19 @@ def upload(writer: Writer, vectors: np.ndarray, batch: int, *,
         if progress is not None:
             progress(stop, n)
     return time.perf_counter() - t0
+
+
+class PlannedIndex:
+    """What the Edge and the server index share: the plan they were built from and how many rows they hold."""
+
+    family = QDRANT_FAMILY
+    plan: QdrantPlan
+    n: int
+
+    @property
+    def config(self) -> IndexConfig:
+        return self.plan.config
+
+    @property
+    def dim(self) -> int:
+        return self.plan.dim

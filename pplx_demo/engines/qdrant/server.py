@@ -11,7 +11,7 @@ import numpy as np
 
 from pplx_demo.engines import QDRANT_FAMILY
 from pplx_demo.engines.qdrant.plan import (
-    Progress, QdrantOptions, QdrantPlan, Stage, check_corpus, check_queries, config_slug, estimated_bytes,
+    PlannedIndex, Progress, QdrantOptions, QdrantPlan, Stage, check_corpus, check_queries, config_slug, estimated_bytes,
     hits_from_points, plan_for, point_vectors, query_coords, upload)
 from pplx_demo.engines.qdrant.targets import check_server_url, url_host
 from pplx_demo.errors import DemoError
@@ -162,23 +162,13 @@ class _ServerErrors:
         raise DemoError(f"Qdrant server {self.conn.host}: {self.doing} failed ({detail})") from None
 
 
-class QdrantServerIndex:
+class QdrantServerIndex(PlannedIndex):
     """One configuration as a collection on a Qdrant server; point id = row index in the built matrix."""
-
-    family = QDRANT_FAMILY
 
     def __init__(self, conn: ServerConnection, collection: str, plan: QdrantPlan, n: int,
                  timings: dict[str, float]) -> None:
         self.conn, self.collection, self.plan, self.n = conn, collection, plan, n
         self.build_timings = timings
-
-    @property
-    def config(self) -> IndexConfig:
-        return self.plan.config
-
-    @property
-    def dim(self) -> int:
-        return self.plan.dim
 
     @property
     def engine(self) -> str:
